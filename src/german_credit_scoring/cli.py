@@ -1,0 +1,48 @@
+"""`mlops <command>`: the project's commands, the same ones the workflows and the README call.
+
+Each command lives in the module that owns its logic and is imported only when it runs, so that
+`mlops report` does not pay for `import mlflow`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> "module:function"; the function takes the remaining argv and returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "infer-contract": ("german_credit_scoring.validation:infer_contract_cli", "draft features.yaml and the GX suite from a data file"),
+    "report": ("german_credit_scoring.reporting:report_cli", "assemble the stages' Markdown into the pull-request comment"),
+    "comment": ("german_credit_scoring.github:comment_cli", "create or update this workflow's pull-request comment"),
+    "drift": ("german_credit_scoring.drift:drift_cli", "compare current data with the training reference"),
+    "simulate-drift": ("german_credit_scoring.simulate:simulate_cli", "write a current batch with a chosen kind of drift"),
+    "retrain-pr": ("german_credit_scoring.github:retrain_pr_cli", "open or update the single retraining pull request"),
+    "codeowners": ("german_credit_scoring.governance:codeowners_cli", "write or check .github/CODEOWNERS from governance/owners.yaml"),
+    "register": ("german_credit_scoring.tracking:register_cli", "register the approved model in MLflow with alias challenger"),
+    "retarget": ("german_credit_scoring.scaffold:retarget_cli", "rename the project and aim it at another data set"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: mlops <command> [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"mlops: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name = COMMANDS[name][0].split(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    return int(function(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
