@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""One command from a fresh machine (Python 3.11+ and git) to a running project.
+
+    python3 bootstrap.py pipeline   # install the locked environment, run the whole DVC pipeline
+    python3 bootstrap.py test       # install the locked environment, run the test suite
+
+It needs nothing but the standard library: uv is used when it is on PATH, otherwise it is
+installed from PyPI into .tools/ (git-ignored), and uv installs everything else from uv.lock.
+Extra arguments go to the underlying command (`dvc repro ...` or `pytest ...`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TOOLS = ROOT / ".tools"
+UV_REQUIREMENT = "uv>=0.5,<1"
+
+COMMANDS = {
+    "setup": [],
+    "pipeline": ["dvc", "repro"],
+    "test": ["pytest"],
+}
+
+
+def find_uv() -> str:
+    """uv from PATH, else a private copy installed with pip into .tools/."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    bindir = TOOLS / ("Scripts" if os.name == "nt" else "bin")
+    uv = bindir / ("uv.exe" if os.name == "nt" else "uv")
+    if not uv.exists():
+        print(f"bootstrap: installing {UV_REQUIREMENT} into {TOOLS}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
+        python = bindir / ("python.exe" if os.name == "nt" else "python")
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", UV_REQUIREMENT], check=True)
+    return str(uv)
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        print("bootstrap: Python 3.11 or newer is needed", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 2
+    command, extra = argv[0], argv[1:]
+    uv = find_uv()
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": os.environ.get("UV_PYTHON_DOWNLOADS", "never")}
+    sync = [uv, "sync", "--locked"]
+    if subprocess.run(sync, cwd=ROOT, env=env).returncode != 0:
+        print("bootstrap: `uv sync --locked` failed (is uv.lock in step with pyproject.toml?)", file=sys.stderr)
+        return 1
+    if not COMMANDS[command]:
+        return 0
+    return subprocess.run([uv, "run", "--locked", *COMMANDS[command], *extra], cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
