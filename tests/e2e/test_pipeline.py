@@ -1,0 +1,134 @@
+"""`dvc repro` on a fresh copy of the project: every stage runs, every output is there, and bad data
+stops the run at validation with a clear message while the last good model and metrics survive."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.e2e.helpers import copy_project, digest, dvc
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ["ingest", "validate", "features", "train", "evaluate", "fairness", "gate"]
+OUTPUTS = [
+    "data/prepared/train.parquet",
+    "data/prepared/test.parquet",
+    "data/reference/reference.parquet",
+    "reports/ingest.json",
+    "reports/validation.json",
+    "reports/validation.md",
+    "data/features/train.parquet",
+    "data/features/test.parquet",
+    "models/transformer.joblib",
+    "reports/features.md",
+    "models/candidate/model.joblib",
+    "models/candidate/model.json",
+    "metrics/train.json",
+    "metrics/evaluate.json",
+    "data/predictions/test.parquet",
+    "reports/evaluate.md",
+    "plots/roc.json",
+    "plots/precision_recall.json",
+    "plots/calibration.json",
+    "plots/confusion.json",
+    "metrics/fairness.json",
+    "reports/fairness.md",
+    "metrics/gate.json",
+    "reports/gate.md",
+    "models/approved/model.joblib",
+]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the project after one full `dvc repro` up to the gate."""
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    result = dvc(project, "repro", "gate")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project
+
+
+def test_every_stage_runs_and_writes_its_outputs(project):
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(STAGES) <= set(lock["stages"])
+    missing = [name for name in OUTPUTS if not (project / name).exists()]
+    assert missing == []
+
+
+def test_outputs_hold_real_results(project):
+    metrics = json.loads((project / "metrics/evaluate.json").read_text())["overall"]
+    assert 0.5 < metrics["roc_auc"] <= 1
+    assert metrics["expected_cost"] >= 0
+    gate = json.loads((project / "metrics/gate.json").read_text())
+    assert gate["passed"] is True and gate["checks"]
+    fairness = json.loads((project / "metrics/fairness.json").read_text())
+    assert {"sex", "age"} <= set(fairness)
+    validation = json.loads((project / "reports/validation.json").read_text())
+    assert validation["success"] is True
+
+
+def test_second_repro_is_a_no_op(project):
+    result = dvc(project, "repro", "gate")
+    assert result.returncode == 0
+    assert "Running stage" not in result.stdout + result.stderr
+
+
+def test_metrics_compare_with_git(project):
+    result = dvc(project, "metrics", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "roc_auc" in result.stdout
+
+
+def _bad_variants(frame: pd.DataFrame, target: str, numeric: str, category: str):
+    no_rows = frame.iloc[0:0]
+    wrong_type = frame.astype({numeric: object})
+    wrong_type.loc[wrong_type.index[:5], numeric] = "unknown"
+    all_null = frame.copy()
+    all_null[numeric] = None
+    unseen = frame.copy()
+    unseen.loc[unseen.index[:7], category] = "never_seen_before"
+    one_class = frame.copy()
+    one_class[target] = one_class[target].iloc[0]
+    return {
+        "missing_column": (frame.drop(columns=[numeric]), numeric),
+        "renamed_column": (frame.rename(columns={category: category + "_v2"}), category),
+        "wrong_type": (wrong_type, numeric),
+        "no_rows": (no_rows, None),
+        "all_null_column": (all_null, numeric),
+        "unseen_category": (unseen, category),
+        "single_class_target": (one_class, target),
+    }
+
+
+def test_bad_data_stops_at_validation_and_keeps_the_last_good_model(project, settings, features):
+    frame = pd.read_csv(project / settings.data.path)
+    numeric = features.numeric[0].name
+    category = features.categorical[0].name
+    params_path = project / "params.yaml"
+    original_params = params_path.read_text()
+    kept = {name: digest(project / name) for name in ("models/approved", "metrics/evaluate.json")}
+    failures = {}
+    try:
+        for case, (bad, column) in _bad_variants(frame, settings.data.target, numeric, category).items():
+            bad_path = project / f"data/raw/{case}.csv"
+            bad.to_csv(bad_path, index=False)
+            params = yaml.safe_load(original_params)
+            params["data"]["path"] = f"data/raw/{case}.csv"
+            params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+            result = dvc(project, "repro", "gate")
+            output = result.stdout + result.stderr
+            report = (project / "reports/validation.md").read_text()
+            if result.returncode == 0 or "Running stage 'train'" in output:
+                failures[case] = "the pipeline went past validation"
+            elif f"{case}.csv" not in output + report:
+                failures[case] = "the message does not name the file"
+            elif column is not None and column not in output + report:
+                failures[case] = f"the message does not name column {column!r}"
+    finally:
+        params_path.write_text(original_params)
+    assert failures == {}
+    assert {name: digest(project / name) for name in kept} == kept
