@@ -30,14 +30,28 @@ def _numeric_steps(transformation: str) -> list[tuple[str, Any]]:
 
 
 def build_transformer(features: FeatureSet, include_sensitive: bool = False) -> ColumnTransformer:
-    """A ColumnTransformer with one branch per feature, as declared."""
-    branches = []
+    """A ColumnTransformer with one branch per kind of transformation, as declared per feature.
+
+    Features that share a transformation share a branch (column-wise operations, so the result is the
+    same as one branch per feature) because every branch costs ~1 ms of scikit-learn overhead per
+    call: 19 one-feature branches made a single-row prediction take ~24 ms, grouped it takes ~5 ms.
+    """
+    groups: dict[str, list] = {}
     for feature in features.model_inputs(include_sensitive):
         kind = feature.effective_transformation
-        if kind == "one_hot":
-            categories = [feature.allowed_values] if feature.allowed_values else "auto"
-            if feature.allowed_values and feature.nullable:
-                categories = [[*feature.allowed_values, MISSING_CATEGORY]]
+        if kind == "one_hot" and not feature.allowed_values:
+            kind = "one_hot_learned"  # categories learned from the training data
+        groups.setdefault(kind, []).append(feature)
+    branches = []
+    for kind, members in groups.items():
+        columns = [feature.name for feature in members]
+        if kind in {"one_hot", "one_hot_learned"}:
+            categories = "auto"
+            if kind == "one_hot":
+                categories = [
+                    [*f.allowed_values, MISSING_CATEGORY] if f.nullable else list(f.allowed_values)
+                    for f in members
+                ]
             branch = Pipeline(
                 [
                     ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
@@ -48,8 +62,10 @@ def build_transformer(features: FeatureSet, include_sensitive: bool = False) -> 
             branch = Pipeline([("impute", SimpleImputer(strategy="median"))])
         else:
             branch = Pipeline(_numeric_steps(kind))
-        branches.append((feature.name, branch, [feature.name]))
-    return ColumnTransformer(branches, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False)
+        branches.append((kind, branch, columns))
+    return ColumnTransformer(
+        branches, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False
+    )
 
 
 def build_estimator(model_type: str, hyperparameters: dict[str, Any], seed: int):
