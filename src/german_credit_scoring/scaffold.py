@@ -1,0 +1,1065 @@
+"""The project is its own cookiecutter template: mirror it, and re-aim a copy at another team's data.
+
+Two jobs, both stdlib + PyYAML only because cookiecutter's hooks run with cookiecutter's own Python:
+
+* ``sync-template`` / ``check-template``: the ``{{cookiecutter.project_slug}}/`` folder cookiecutter
+  needs is a mirror of the git-tracked tree made of relative file symlinks, so there is one source of
+  truth and no second copy that drifts. A test keeps the mirror equal to ``git ls-files``.
+* ``retarget``: rename a copy of the project (name, slug, package, owners, image) and aim it at a data
+  file (target, positive label, protected attributes, a freshly inferred contract). The post-generation
+  hook calls it; ``mlops retarget`` runs the same code in an existing project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import filecmp
+import importlib
+import json
+import keyword
+import logging
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+MIRROR = "{{cookiecutter.project_slug}}"
+# Template machinery: used to generate projects, never part of a generated project.
+MACHINERY = ("cookiecutter.json", "hooks/", f"{MIRROR}/", "tests/template/")
+# Files whose content is data, not text to rename.
+NO_RENAME_PREFIXES = ("data/",)
+RISK_TIERS = ("low", "medium", "high")
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+PACKAGE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+REPO_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+TEAM_RE = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]*)(?:/[A-Za-z0-9._-]+)?$")
+REGISTRY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]+)?(?:/[a-z0-9._-]+)*$")
+# Free text (names, descriptions) lands in YAML, TOML, Markdown and Python strings: refuse the
+# characters that would need escaping in one of them rather than half-escape them.
+FORBIDDEN_TEXT = set('"\\`${}#<>|*\n\r\t')
+COLUMN_FORBIDDEN = set("\n\r,")
+NUMERIC_DISTINCT_MIN = 10  # a numeric protected column with more distinct values is banded
+
+
+class ScaffoldError(Exception):
+    """A bad answer or a tree that cannot be retargeted; the message says what to change."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The mirror
+# --------------------------------------------------------------------------------------------------
+
+
+def git_files(root: Path) -> list[str]:
+    """Files in git's index (committed or staged) that exist on disk: what a clone of the template holds."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "-z"], cwd=root, check=True, capture_output=True
+    ).stdout.decode()
+    return sorted(f for f in out.split("\0") if f and (root / f).is_file())
+
+
+def is_machinery(path: str) -> bool:
+    return path in MACHINERY or path.startswith(tuple(m for m in MACHINERY if m.endswith("/")))
+
+
+def project_files(root: Path) -> list[str]:
+    """What a generated project contains (before renaming): the tracked tree minus template machinery."""
+    return [f for f in git_files(root) if not is_machinery(f)]
+
+
+def mirror_entries(root: Path) -> dict[str, str]:
+    """Current mirror: relative path -> symlink target (or '' for a regular file, which is a mistake)."""
+    mirror = root / MIRROR
+    entries: dict[str, str] = {}
+    if not mirror.is_dir():
+        return entries
+    for dirpath, _dirnames, filenames in os.walk(mirror):
+        for name in filenames:
+            path = Path(dirpath, name)
+            rel = path.relative_to(mirror).as_posix()
+            entries[rel] = os.readlink(path) if path.is_symlink() else ""
+    return entries
+
+
+def _link_target(rel: str) -> str:
+    depth = rel.count("/") + 1  # the mirror folder itself plus the file's own folders
+    return "../" * depth + rel
+
+
+def check_template(root: Path) -> list[str]:
+    """Differences between the mirror and the tracked tree, one line each (empty: in step)."""
+    expected = {f: _link_target(f) for f in project_files(root)}
+    actual = mirror_entries(root)
+    problems = [f"missing from the template: {f}" for f in sorted(expected.keys() - actual.keys())]
+    problems += [f"stale in the template: {f}" for f in sorted(actual.keys() - expected.keys())]
+    for f in sorted(expected.keys() & actual.keys()):
+        if actual[f] != expected[f]:
+            problems.append(f"wrong link in the template: {f} -> {actual[f] or '(regular file)'}")
+    return problems
+
+
+def sync_template(root: Path) -> list[str]:
+    """Make the mirror equal the tracked tree: relative file symlinks, real folders. Returns changes."""
+    mirror = root / MIRROR
+    expected = {f: _link_target(f) for f in project_files(root)}
+    actual = mirror_entries(root)
+    changes = []
+    for rel in sorted(actual.keys() - expected.keys()):
+        (mirror / rel).unlink()
+        changes.append(f"removed {rel}")
+    for rel, target in sorted(expected.items()):
+        path = mirror / rel
+        if actual.get(rel) == target:
+            continue
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, path)
+        changes.append(f"linked {rel}")
+    for dirpath, _dirs, _files in os.walk(mirror, topdown=False):
+        if dirpath != str(mirror) and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    return changes
+
+
+# --------------------------------------------------------------------------------------------------
+# Answers and identity
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Every name a project carries; the retarget maps one identity onto another."""
+
+    name: str
+    slug: str
+    package: str
+    description: str
+    author: str
+    github_owner: str
+    github_repo: str
+    registry: str
+    teams: dict[str, str] = field(default_factory=dict)  # role -> @handle
+    python_version: str = "3.11"
+
+    @property
+    def image(self) -> str:
+        return f"{self.registry}/{self.github_owner.lower()}/{self.slug}"
+
+
+@dataclass(frozen=True)
+class DataAnswers:
+    path: str
+    target: str
+    positive_label: str
+    protected: tuple[str, ...]
+    risk_tier: str = "high"
+
+
+def parse_list(value: str | Iterable[str]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _check_text(label: str, value: str, problems: list[str], extra_forbidden: str = "") -> None:
+    if not value or value != value.strip():
+        problems.append(f"{label} must be non-empty without leading or trailing spaces, got {value!r}")
+        return
+    bad = sorted(set(value) & (FORBIDDEN_TEXT | set(extra_forbidden)))
+    if bad:
+        problems.append(
+            f"{label} {value!r} contains {' '.join(bad)}; use letters, digits, spaces and - _ . , ( ) &"
+        )
+
+
+def validate_identity(identity: Identity, reserved: Iterable[str] = ()) -> list[str]:
+    """Every problem with the names, each with what is expected (empty list: all good)."""
+    problems: list[str] = []
+    _check_text("project_name", identity.name, problems, extra_forbidden="':")
+    _check_text("description", identity.description, problems)
+    _check_text("author", identity.author, problems, extra_forbidden=":")
+    if not SLUG_RE.match(identity.slug):
+        problems.append(
+            f"project_slug {identity.slug!r} must be lowercase ASCII letters and digits separated by single "
+            "hyphens, starting with a letter (e.g. churn-model)"
+        )
+    if not PACKAGE_RE.match(identity.package) or keyword.iskeyword(identity.package):
+        problems.append(
+            f"package_name {identity.package!r} must be a lowercase Python identifier (letters, digits, _), "
+            "e.g. churn_model"
+        )
+    elif identity.package in sys.stdlib_module_names:
+        problems.append(f"package_name {identity.package!r} shadows the standard library module of that name")
+    reserved = {r.lower().replace("_", "-") for r in reserved}
+    for label, value in (("project_slug", identity.slug), ("package_name", identity.package)):
+        if value.replace("_", "-") in reserved:
+            problems.append(
+                f"{label} {value!r} is the name of one of the project's dependencies; pick another"
+            )
+    if not OWNER_RE.match(identity.github_owner):
+        problems.append(f"github_owner {identity.github_owner!r} is not a GitHub user or organisation name")
+    if not REPO_RE.match(identity.github_repo):
+        problems.append(f"github_repo {identity.github_repo!r} is not a GitHub repository name")
+    if not REGISTRY_RE.match(identity.registry):
+        problems.append(
+            f"container_registry {identity.registry!r} must look like ghcr.io or registry.example.com:5000"
+        )
+    for role, team in identity.teams.items():
+        if not TEAM_RE.match(team):
+            problems.append(f"owners_{role} {team!r} must be a GitHub handle like @org/team or @user")
+    if identity.python_version not in PYTHON_VERSIONS:
+        problems.append(
+            f"python_version {identity.python_version!r} must be one of {', '.join(PYTHON_VERSIONS)}"
+        )
+    return problems
+
+
+def validate_data_answers(answers: DataAnswers) -> list[str]:
+    problems: list[str] = []
+    if not answers.target.strip():
+        problems.append("target must name the column to predict")
+    if not answers.positive_label.strip():
+        problems.append("positive_label must be the target value the model scores (e.g. bad, yes, 1)")
+    for label, value in [
+        ("target", answers.target),
+        *(("protected attribute", p) for p in answers.protected),
+    ]:
+        if set(value) & COLUMN_FORBIDDEN:
+            problems.append(f"{label} {value!r} cannot contain a comma or a line break")
+    if answers.target in answers.protected:
+        problems.append(
+            f"target {answers.target!r} is also listed as a protected attribute; "
+            "fairness is measured across protected groups, so the target cannot be one"
+        )
+    duplicates = sorted({p for p in answers.protected if answers.protected.count(p) > 1})
+    if duplicates:
+        problems.append(f"protected attributes listed twice: {', '.join(duplicates)}")
+    if answers.risk_tier not in RISK_TIERS:
+        problems.append(f"risk_tier {answers.risk_tier!r} must be one of {', '.join(RISK_TIERS)}")
+    return problems
+
+
+def _load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.is_file() else {}
+
+
+def _owners_teams(project: Path) -> dict[str, str]:
+    """role -> @handle from governance/owners.yaml: the first handle listed under each role key."""
+    raw = _load_yaml(project / "governance" / "owners.yaml")
+    teams: dict[str, str] = {}
+
+    def first_handle(value) -> str | None:
+        if isinstance(value, str) and value.startswith("@"):
+            return value
+        if isinstance(value, list):
+            for item in value:
+                found = first_handle(item)
+                if found:
+                    return found
+        if isinstance(value, dict):
+            for key in ("team", "owner", "owners", "handle", "github"):
+                if key in value:
+                    found = first_handle(value[key])
+                    if found:
+                        return found
+        return None
+
+    def walk(node) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            role = _role_of(str(key))
+            handle = first_handle(value)
+            if role and handle and role not in teams:
+                teams[role] = handle
+            walk(value)
+
+    walk(raw)
+    return teams
+
+
+def _role_of(key: str) -> str | None:
+    key = key.lower().replace("-", "_")
+    if "risk" in key:
+        return "model_risk"
+    if "platform" in key or "mlops" in key or "infra" in key:
+        return "platform"
+    if key.startswith("data"):
+        return "data"
+    return None
+
+
+def current_identity(project: Path) -> Identity:
+    """Read the names the project carries now, from the files that own them."""
+    params = _load_yaml(project / "params.yaml")
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    packages = sorted(p.parent.name for p in (project / "src").glob("*/__init__.py"))
+    if len(packages) != 1:
+        raise ScaffoldError(f"{project / 'src'}: expected exactly one package, found {packages}")
+    teams = _owners_teams(project)
+    owner, repo = _github_coordinates(project, teams, params["project"]["slug"])
+    authors = pyproject.get("authors") or [{"name": ""}]
+    python_version = _python_version(project)
+    return Identity(
+        name=params["project"]["name"],
+        slug=params["project"]["slug"],
+        package=packages[0],
+        description=pyproject.get("description", ""),
+        author=authors[0].get("name", ""),
+        github_owner=owner,
+        github_repo=repo,
+        registry=(params.get("serving") or {}).get("image_registry", "ghcr.io"),
+        teams=teams,
+        python_version=python_version,
+    )
+
+
+def _github_coordinates(project: Path, teams: dict[str, str], slug: str) -> tuple[str, str]:
+    """owner/repo: from .cruft.json answers, else the owners' organisation, else placeholders."""
+    cruft = project / ".cruft.json"
+    if cruft.is_file():
+        answers = json.loads(cruft.read_text(encoding="utf-8")).get("context", {}).get("cookiecutter", {})
+        if answers.get("github_owner") and answers.get("github_repo"):
+            return answers["github_owner"], answers["github_repo"]
+    orgs = [t[1:].split("/")[0] for t in teams.values() if "/" in t]
+    return (orgs[0] if orgs else "your-org"), slug
+
+
+def _python_version(project: Path) -> str:
+    pinned = project / ".python-version"
+    if pinned.is_file():
+        return pinned.read_text(encoding="utf-8").strip()
+    return "3.11"
+
+
+# --------------------------------------------------------------------------------------------------
+# Data: header, values, same-as-sample
+# --------------------------------------------------------------------------------------------------
+
+
+def data_format(path: Path) -> str:
+    return "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
+
+
+def read_columns(path: Path) -> list[str]:
+    """Column names from a CSV header (csv module) or a Parquet schema (pyarrow, when importable)."""
+    if data_format(path) == "parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            log.warning("%s: pyarrow is not importable here; column names are not checked", path)
+            return []
+        return [str(name).strip() for name in pq.read_schema(path).names]
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    columns = [c.strip() for c in header]
+    if len(columns) == 1 and ";" in columns[0]:
+        raise ScaffoldError(
+            f"{path}: the header has no commas but has semicolons; save the file comma-separated"
+        )
+    return columns
+
+
+def column_values(path: Path, column: str) -> list[str]:
+    """One column's non-empty values as text (CSV only; Parquet when pyarrow is importable)."""
+    if data_format(path) == "parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            return []
+        values = pq.read_table(path, columns=[column]).column(0).to_pylist()
+        return [str(v) for v in values if v is not None]
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
+        return [row[column].strip() for row in reader if (row.get(column) or "").strip()]
+
+
+def check_data(path: Path, answers: DataAnswers) -> list[str]:
+    """The data file exists and has the target, the positive label and the protected columns."""
+    if not path.is_file():
+        return [f"data file {path} not found"]
+    try:
+        columns = read_columns(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        return [f"{path}: cannot read the header: {error}"]
+    except ScaffoldError as error:
+        return [str(error)]
+    if not columns:
+        return []
+    problems = []
+    wanted = [("target", answers.target)] + [("protected attribute", p) for p in answers.protected]
+    for label, name in wanted:
+        if name not in columns:
+            problems.append(f"{path}: {label} column {name!r} not found (columns: {', '.join(columns)})")
+    if answers.target in columns:
+        labels = sorted(set(column_values(path, answers.target)))
+        if labels and answers.positive_label not in labels:
+            problems.append(
+                f"{path}: positive_label {answers.positive_label!r} never occurs in {answers.target!r} "
+                f"(values: {', '.join(labels[:20])})"
+            )
+        elif len(labels) > 2:
+            problems.append(
+                f"{path}: target {answers.target!r} has {len(labels)} values; the project scores a binary outcome"
+            )
+    return problems
+
+
+def median_split(path: Path, column: str) -> float | None:
+    """A cut point for a numeric protected column with many values (None: treat values as groups)."""
+    values = column_values(path, column)
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return None
+    if len(set(numbers)) <= NUMERIC_DISTINCT_MIN:
+        return None
+    cut = statistics.median(numbers)
+    return float(round(cut)) if abs(cut) >= 10 else round(cut, 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Line-based YAML editing (keeps the comments that document params.yaml)
+# --------------------------------------------------------------------------------------------------
+
+_KEY_LINE = re.compile(r"^(?P<indent>[ ]*)(?P<key>[A-Za-z0-9_.-]+):(?P<rest>.*)$")
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_YAML_WORDS = {"yes", "no", "y", "n", "true", "false", "on", "off", "null", "~"}
+
+
+def yaml_scalar(value) -> str:
+    """A YAML value that reads back as exactly ``value`` (strings like 'yes' or '1' are quoted)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_scalar(k)}: {yaml_scalar(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if _PLAIN.match(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _find_key(lines: list[str], dotted: str) -> tuple[int, int]:
+    path = dotted.split(".")
+    stack: list[tuple[int, str]] = []
+    for index, line in enumerate(lines):
+        match = _KEY_LINE.match(line)
+        if not match or line.lstrip().startswith("#"):
+            continue
+        indent = len(match["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match["key"]))
+        if [key for _, key in stack] == path:
+            return index, indent
+    raise ScaffoldError(f"key {dotted} not found")
+
+
+def _block_end(lines: list[str], index: int, indent: int) -> int:
+    end = index + 1
+    last_content = index
+    while end < len(lines):
+        line = lines[end]
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            if len(line) - len(line.lstrip(" ")) <= indent:
+                break
+            last_content = end
+        end += 1
+    return last_content + 1
+
+
+def _split_comment(rest: str) -> tuple[str, str]:
+    match = re.search(r"(\s+#.*)$", rest)
+    if match and rest.count('"') % 2 == 0:
+        return rest[: match.start()], match.group(1)
+    return rest, ""
+
+
+def set_yaml(text: str, dotted: str, value, comment: str | None = None) -> str:
+    """Set ``dotted`` to ``value`` on its own line, dropping any nested block under it."""
+    lines = text.splitlines(keepends=True)
+    index, indent = _find_key(lines, dotted)
+    match = _KEY_LINE.match(lines[index].rstrip("\n"))
+    _old, old_comment = _split_comment(match["rest"])
+    tail = f"  # {comment}" if comment else old_comment
+    end = _block_end(lines, index, indent)
+    lines[index:end] = [f"{match['indent']}{match['key']}: {yaml_scalar(value)}{tail}\n"]
+    return "".join(lines)
+
+
+def set_yaml_block(text: str, dotted: str, block: list[str]) -> str:
+    """Replace the nested block under ``dotted`` with ``block`` lines (indented relative to the key)."""
+    lines = text.splitlines(keepends=True)
+    index, indent = _find_key(lines, dotted)
+    match = _KEY_LINE.match(lines[index].rstrip("\n"))
+    _old, old_comment = _split_comment(match["rest"])
+    end = _block_end(lines, index, indent)
+    pad = " " * (indent + 2)
+    lines[index:end] = [f"{match['indent']}{match['key']}:{old_comment}\n", *(pad + b + "\n" for b in block)]
+    return "".join(lines)
+
+
+def _get(mapping: dict, dotted: str):
+    for key in dotted.split("."):
+        mapping = mapping[key]
+    return mapping
+
+
+# --------------------------------------------------------------------------------------------------
+# Retarget
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RetargetPlan:
+    old: Identity
+    new: Identity
+    data: DataAnswers
+    data_source: Path | None  # the file to copy into data/raw (None: keep what params.yaml names)
+    same_data: bool = False  # the bundled sample with its own target and protected attributes
+    notes: list[str] = field(default_factory=list)
+
+
+def _token_pattern(token: str, word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![{word}]){re.escape(token)}(?![{word}])")
+
+
+def name_replacements(old: Identity, new: Identity) -> list[tuple[re.Pattern[str], str]]:
+    """Word-bounded replacements of the old names, longest first so that no name eats another."""
+    pairs: list[tuple[str, str, str]] = []  # (old, new, word characters that bound it)
+    if old.github_owner != new.github_owner or old.github_repo != new.github_repo:
+        pairs.append(
+            (f"{old.github_owner}/{old.github_repo}", f"{new.github_owner}/{new.github_repo}", r"\w.-")
+        )
+    if old.image != new.image:
+        pairs.append((old.image, new.image, r"\w.-"))
+    for role, team in old.teams.items():
+        if role in new.teams and new.teams[role] != team:
+            pairs.append((team, new.teams[role], r"\w.-"))
+    pairs += [
+        (old.description, new.description, ""),
+        (old.name, new.name, r"\w"),
+        (old.package, new.package, r"\w"),
+        (old.slug, new.slug, r"\w-"),
+        (old.author, new.author, r"\w"),
+    ]
+    if old.github_owner != new.github_owner:
+        # only where it is unmistakably the owner: team handles and GitHub/registry paths
+        for prefix in ("@", "github.com/", f"{old.registry}/", f"{new.registry}/"):
+            pairs.append((f"{prefix}{old.github_owner}/", f"{prefix}{new.github_owner}/", r"\w.-"))
+    pairs = [(o, n, w) for o, n, w in pairs if o and o != n]
+    pairs.sort(key=lambda p: len(p[0]), reverse=True)
+    out = []
+    for old_text, new_text, word in pairs:
+        pattern = _token_pattern(old_text, word) if word else re.compile(re.escape(old_text))
+        out.append((pattern, new_text))
+    return out
+
+
+def _python_replacements(old: str, new: str) -> list[tuple[re.Pattern[str], str]]:
+    if old == new:
+        return []
+    o, n = re.escape(old), new
+    return [
+        (re.compile(rf"(python:){o}(?=[-\s\"']|$)", re.M), rf"\g<1>{n}"),
+        (re.compile(rf"(python-version:\s*[\"']?){o}(?=[\"']?\s*$)", re.M), rf"\g<1>{n}"),
+        (re.compile(rf"(--python[ =]){o}\b"), rf"\g<1>{n}"),
+    ]
+
+
+def is_text(path: Path) -> bool:
+    try:
+        chunk = path.read_bytes()[:8192]
+    except OSError:
+        return False
+    if b"\0" in chunk:
+        return False
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start > len(chunk) - 4  # a multi-byte character cut at the chunk's end
+    return True
+
+
+def _project_tree(project: Path) -> list[Path]:
+    skip = {".git", ".venv", ".dvc/cache", ".dvc/tmp", "node_modules"}
+    files = []
+    for dirpath, dirnames, filenames in os.walk(project):
+        rel_dir = Path(dirpath).relative_to(project).as_posix()
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if (f"{rel_dir}/{d}" if rel_dir != "." else d) not in skip and d != "__pycache__"
+        ]
+        files += [Path(dirpath, f) for f in filenames]
+    return files
+
+
+def rewrite_names(project: Path, old: Identity, new: Identity) -> list[str]:
+    """Rename paths and rewrite names in every text file outside data/. Returns the files changed."""
+    replacements = name_replacements(old, new) + _python_replacements(old.python_version, new.python_version)
+    changed = []
+    for path in _project_tree(project):
+        rel = path.relative_to(project).as_posix()
+        if rel.startswith(NO_RENAME_PREFIXES) or path.is_symlink() or not is_text(path):
+            continue
+        text = path.read_text(encoding="utf-8")
+        new_text = text
+        for pattern, value in replacements:
+            new_text = pattern.sub(lambda _m, v=value: v, new_text)
+        if new_text != text:
+            path.write_text(new_text, encoding="utf-8")
+            changed.append(rel)
+    # rename folders and files named after the package or the slug, deepest first
+    for path in sorted(project.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        rel_parts = path.relative_to(project).parts
+        if rel_parts[0] in {".git", ".venv", "data"}:
+            continue
+        renamed = path.name.replace(old.package, new.package) if old.package != new.package else path.name
+        renamed = renamed.replace(old.slug, new.slug) if old.slug != new.slug else renamed
+        if renamed != path.name:
+            path.rename(path.with_name(renamed))
+            changed.append(f"{path.relative_to(project).as_posix()} -> {renamed}")
+    if new.python_version != old.python_version and (project / ".python-version").is_file():
+        (project / ".python-version").write_text(new.python_version + "\n", encoding="utf-8")
+    return changed
+
+
+def rewrite_structured(project: Path, new: Identity) -> None:
+    """Names in structured files, quoted for their format (free text may hold spaces and non-ASCII)."""
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+
+    def toml(value: str) -> str:
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+    text = re.sub(r'(?m)^name = ".*"$', lambda _m: f"name = {toml(new.slug)}", text, count=1)
+    text = re.sub(
+        r'(?m)^description = ".*"$', lambda _m: f"description = {toml(new.description)}", text, count=1
+    )
+    text = re.sub(
+        r"(?m)^authors = \[.*\]$", lambda _m: f"authors = [{{ name = {toml(new.author)} }}]", text, count=1
+    )
+    pyproject.write_text(text, encoding="utf-8")
+    tomllib.loads(text)  # fail here, not in the user's first `uv sync`
+
+    params = project / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    text = set_yaml(text, "project.name", new.name)
+    text = set_yaml(text, "project.slug", new.slug)
+    text = set_yaml(text, "serving.image_registry", new.registry)
+    params.write_text(text, encoding="utf-8")
+
+    lock = project / "uv.lock"
+    if lock.is_file():
+        # the project's own entry; other packages keep their names (a slug equal to one is refused)
+        lock.write_text(
+            re.sub(
+                r'(\[\[package\]\]\nname = ")[^"]+("\nversion = "[^"]+"\nsource = \{ editable = "\." \})',
+                lambda m: f"{m.group(1)}{new.slug}{m.group(2)}",
+                lock.read_text(encoding="utf-8"),
+            ),
+            encoding="utf-8",
+        )
+
+
+def _protected_block(plan: RetargetPlan, data_file: Path) -> list[str]:
+    block = []
+    for name in plan.data.protected:
+        block.append(f"- name: {yaml_scalar(name)}")
+        cut = median_split(data_file, name) if data_file.is_file() else None
+        if cut is not None:
+            cut_text = f"{cut:g}"
+            block.append(
+                f"  bins: [{cut_text}]  # inferred median split: replace with the bands your policy uses"
+            )
+            block.append(
+                f"  labels: [{yaml_scalar('under_' + cut_text)}, {yaml_scalar(cut_text + '_and_over')}]"
+            )
+            plan.notes.append(
+                f"protected attribute {name!r} is numeric: banded at its median {cut_text}; review"
+            )
+    return block or ["[]"]
+
+
+def rewrite_params_for_data(project: Path, plan: RetargetPlan, data_rel: str) -> None:
+    """Aim params.yaml at the data; with other data, drop every setting that named the sample's columns."""
+    params = project / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    text = set_yaml(text, "project.risk_tier", plan.data.risk_tier)
+    if not plan.same_data:
+        fmt = data_format(project / data_rel)
+        text = set_yaml(text, "data.path", data_rel)
+        text = set_yaml(text, "data.format", fmt)
+        text = set_yaml(text, "data.target", plan.data.target)
+        text = set_yaml(text, "data.positive_label", plan.data.positive_label)
+        text = set_yaml(text, "data.entity_key", None)
+        protected = _protected_block(plan, project / data_rel)
+        if protected == ["[]"]:
+            text = set_yaml(text, "data.protected_attributes", [])
+        else:
+            text = set_yaml_block(text, "data.protected_attributes", protected)
+        raw = yaml.safe_load(text)
+        if (raw.get("evaluation") or {}).get("slices"):
+            text = set_yaml(text, "evaluation.slices", [], comment="columns to break metrics down by")
+        if (raw.get("drift") or {}).get("per_feature"):
+            text = set_yaml(text, "drift.per_feature", {})
+    params.write_text(text, encoding="utf-8")
+    written = yaml.safe_load(text)
+    expected = {"project.risk_tier": plan.data.risk_tier}
+    if not plan.same_data:
+        expected |= {
+            "data.path": data_rel,
+            "data.target": plan.data.target,
+            "data.positive_label": plan.data.positive_label,
+        }
+    for key, value in expected.items():
+        if _get(written, key) != value:
+            raise ScaffoldError(
+                f"params.yaml: {key} reads back as {_get(written, key)!r}, expected {value!r}"
+            )
+    names = [p["name"] for p in _get(written, "data.protected_attributes") or []]
+    if not plan.same_data and names != list(plan.data.protected):
+        raise ScaffoldError(f"params.yaml: protected attributes read back as {names}")
+
+
+def infer_contract(project: Path, package: str, plan: RetargetPlan, data_rel: str) -> None:
+    """Fresh features.yaml and expectations.json from the team's data (the sample's are wrong for it)."""
+    params = _load_yaml(project / "params.yaml")
+    features_path = project / params.get("features", "features/features.yaml")
+    suite_path = project / (params.get("validation") or {}).get("suite", "features/expectations.json")
+    src = str(project / "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    inference = importlib.import_module(f"{package}.inference")
+    owner = plan.new.teams.get("data", "")
+    inference.write_contract(
+        project / data_rel,
+        target=plan.data.target,
+        positive_label=plan.data.positive_label,
+        protected=list(plan.data.protected),
+        out_features=features_path,
+        out_suite=suite_path,
+        owner=owner.lstrip("@"),
+    )
+
+
+def place_data(project: Path, plan: RetargetPlan) -> str:
+    """Copy the team's data into data/raw/ and remove the sample; returns the path params.yaml names."""
+    params = _load_yaml(project / "params.yaml")
+    current = str(_get(params, "data.path"))
+    if plan.same_data or plan.data_source is None:
+        return current
+    source = plan.data_source
+    target_rel = f"data/raw/{source.name}"
+    destination = project / target_rel
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if not (destination.exists() and destination.resolve() == source.resolve()):
+        shutil.copyfile(source, destination)
+    sample = project / current
+    if current != target_rel and sample.is_file():
+        sample.unlink()
+    return target_rel
+
+
+def rewrite_governance(project: Path, new: Identity) -> None:
+    """Regenerate CODEOWNERS from the (renamed) owners.yaml with the project's own governance code."""
+    owners = project / "governance" / "owners.yaml"
+    codeowners = project / ".github" / "CODEOWNERS"
+    if not owners.is_file() or not codeowners.is_file():
+        return
+    src = str(project / "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    governance = importlib.import_module(f"{new.package}.governance")
+    codeowners.write_text(governance.render_codeowners(governance.load_owners(owners)), encoding="utf-8")
+
+
+def retarget(project: Path, plan: RetargetPlan, infer: bool = True) -> list[str]:
+    """Apply a plan to a project tree in place. Returns notes for the user."""
+    problems = validate_identity(plan.new, reserved=_locked_packages(project, plan.old.slug))
+    problems += validate_data_answers(plan.data)
+    if plan.data_source is not None and not plan.same_data:
+        problems += check_data(plan.data_source, plan.data)
+    if problems:
+        raise ScaffoldError("\n".join(problems))
+    data_rel = place_data(project, plan)
+    rewrite_params_for_data(project, plan, data_rel)
+    if infer and not plan.same_data:
+        infer_contract(project, plan.old.package, plan, data_rel)
+    rewrite_names(project, plan.old, plan.new)
+    rewrite_structured(project, plan.new)
+    rewrite_governance(project, plan.new)
+    return plan.notes
+
+
+def _locked_packages(project: Path, own_slug: str) -> set[str]:
+    lock = project / "uv.lock"
+    if not lock.is_file():
+        return set()
+    names = set(re.findall(r'(?m)^name = "([^"]+)"$', lock.read_text(encoding="utf-8")))
+    return names - {own_slug}
+
+
+def is_sample(project: Path, data_file: Path | None, answers: DataAnswers) -> bool:
+    """True when the answers keep the bundled data and its own target/label/protected attributes."""
+    params = _load_yaml(project / "params.yaml")
+    sample = project / str(_get(params, "data.path"))
+    if data_file is None or not sample.is_file() or not data_file.is_file():
+        return data_file is None
+    same_file = data_file.resolve() == sample.resolve() or filecmp.cmp(data_file, sample, shallow=False)
+    data = params["data"]
+    same_answers = (
+        answers.target == data["target"]
+        and answers.positive_label == str(data["positive_label"])
+        and list(answers.protected) == [p["name"] for p in data.get("protected_attributes") or []]
+    )
+    return same_file and same_answers
+
+
+# --------------------------------------------------------------------------------------------------
+# Cookiecutter hooks
+# --------------------------------------------------------------------------------------------------
+
+
+def _answers_identity(answers: dict) -> Identity:
+    return Identity(
+        name=str(answers["project_name"]),
+        slug=str(answers["project_slug"]),
+        package=str(answers["package_name"]),
+        description=str(answers["description"]),
+        author=str(answers["author"]),
+        github_owner=str(answers["github_owner"]),
+        github_repo=str(answers["github_repo"]),
+        registry=str(answers["container_registry"]),
+        teams={
+            "model_risk": str(answers["owners_model_risk"]),
+            "data": str(answers["owners_data"]),
+            "platform": str(answers["owners_platform"]),
+        },
+        python_version=str(answers["python_version"]),
+    )
+
+
+def _answers_data(answers: dict) -> DataAnswers:
+    return DataAnswers(
+        path=str(answers["data_path"]).strip(),
+        target=str(answers["target"]).strip(),
+        positive_label=str(answers["positive_label"]).strip(),
+        protected=parse_list(str(answers["protected_attributes"])),
+        risk_tier=str(answers["risk_tier"]),
+    )
+
+
+def pre_generation(answers: dict) -> list[str]:
+    """Checks that need no files: run by the pre-generation hook (the project folder is still empty)."""
+    return validate_identity(_answers_identity(answers)) + validate_data_answers(_answers_data(answers))
+
+
+def data_candidates(data_path: str, project: Path, answers: dict, environ: dict[str, str]) -> list[Path]:
+    """Where a relative data path may be, in order.
+
+    The user typed the path relative to the folder they ran cookiecutter/cruft from: the shell's
+    ``PWD``; cookiecutter's ``_output_dir`` (the project's parent by default); then the generated
+    project itself (the bundled sample's ``data/raw/...``); and, for ``cruft update`` run inside the
+    project, its own copy in ``data/raw/``.
+    """
+    path = Path(data_path).expanduser()
+    if path.is_absolute():
+        return [path]
+    bases = []
+    if environ.get("PWD"):
+        bases.append(Path(environ["PWD"]))
+    if answers.get("_output_dir"):
+        bases.append(Path(answers["_output_dir"]))
+    bases += [project.parent, project]
+    candidates = [base / path for base in bases]
+    if environ.get("PWD"):
+        candidates.append(Path(environ["PWD"]) / "data" / "raw" / path.name)
+    return candidates
+
+
+def post_generation(project: Path, answers: dict, environ: dict[str, str] | None = None) -> list[str]:
+    """Everything the post-generation hook does, in the generated project ``project``."""
+    environ = dict(os.environ if environ is None else environ)
+    under_cookiecutter = "_output_dir" in answers  # cruft calls generate_files itself and sets no _output_dir
+    data = _answers_data(answers)
+    candidates = data_candidates(data.path, project, answers, environ)
+    source = next((c for c in candidates if c.is_file()), None)
+    old = current_identity(project)
+    new = _answers_identity(answers)
+    notes: list[str] = []
+    if source is None:
+        tried = ", ".join(str(c) for c in candidates)
+        if under_cookiecutter or not _cruft_update_in(environ):
+            raise ScaffoldError(f"data_path {data.path!r}: no such file (looked at {tried})")
+        # cruft update regenerates in a temp folder; without the data both sides skip the same steps
+        notes.append(f"data file not found ({tried}); the contract is left as generated")
+    plan = RetargetPlan(old=old, new=new, data=data, data_source=source)
+    plan.same_data = is_sample(project, source, data)
+    notes += retarget(project, plan, infer=source is not None)
+    if under_cookiecutter:
+        init_repository(project)
+    return notes
+
+
+def _cruft_update_in(environ: dict[str, str]) -> bool:
+    pwd = environ.get("PWD")
+    return bool(pwd) and (Path(pwd) / ".cruft.json").is_file()
+
+
+def init_repository(project: Path) -> None:
+    """git init and an initial commit, so the first pull request has a base (skipped if already a repo)."""
+    if (project / ".git").exists() or shutil.which("git") is None:
+        return
+    env = {**os.environ}
+    env.setdefault("GIT_AUTHOR_NAME", "cookiecutter")
+    env.setdefault("GIT_AUTHOR_EMAIL", "cookiecutter@localhost")
+    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=project, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "--no-verify", "-m", "Project generated from the GitOps MLOps template")
+
+
+# --------------------------------------------------------------------------------------------------
+# Command lines
+# --------------------------------------------------------------------------------------------------
+
+
+def retarget_cli(argv: list[str]) -> int:
+    """`mlops retarget`: rename this project and/or aim it at another data file, in place."""
+    parser = argparse.ArgumentParser(prog="mlops retarget", description=retarget_cli.__doc__)
+    parser.add_argument("--project", type=Path, default=Path("."), help="project folder (default: .)")
+    for option in (
+        "name",
+        "slug",
+        "package",
+        "description",
+        "author",
+        "github-owner",
+        "github-repo",
+        "registry",
+    ):
+        parser.add_argument(f"--{option}")
+    parser.add_argument("--owners-model-risk")
+    parser.add_argument("--owners-data")
+    parser.add_argument("--owners-platform")
+    parser.add_argument("--python-version")
+    parser.add_argument(
+        "--data", type=Path, help="data file to copy into data/raw and infer the contract from"
+    )
+    parser.add_argument("--target")
+    parser.add_argument("--positive-label")
+    parser.add_argument("--protected", help="comma-separated protected attribute columns")
+    parser.add_argument("--risk-tier", choices=RISK_TIERS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    project = args.project.resolve()
+    try:
+        old = current_identity(project)
+        params = _load_yaml(project / "params.yaml")
+        slug = args.slug or old.slug
+        new = replace(
+            old,
+            name=args.name or old.name,
+            slug=slug,
+            package=args.package or (slug.replace("-", "_") if args.slug else old.package),
+            description=args.description or old.description,
+            author=args.author or old.author,
+            github_owner=args.github_owner or old.github_owner,
+            github_repo=args.github_repo
+            or (slug if args.slug and old.github_repo == old.slug else old.github_repo),
+            registry=args.registry or old.registry,
+            teams={
+                **old.teams,
+                **{
+                    role: value
+                    for role, value in (
+                        ("model_risk", args.owners_model_risk),
+                        ("data", args.owners_data),
+                        ("platform", args.owners_platform),
+                    )
+                    if value
+                },
+            },
+            python_version=args.python_version or old.python_version,
+        )
+        data_section = params["data"]
+        data = DataAnswers(
+            path=str(args.data or data_section["path"]),
+            target=args.target or data_section["target"],
+            positive_label=args.positive_label or str(data_section["positive_label"]),
+            protected=parse_list(args.protected)
+            if args.protected is not None
+            else tuple(p["name"] for p in data_section.get("protected_attributes") or []),
+            risk_tier=args.risk_tier or params["project"].get("risk_tier", "high"),
+        )
+        changes_data = args.data is not None or any(
+            v is not None for v in (args.target, args.positive_label, args.protected)
+        )
+        source = (args.data.resolve() if args.data else project / data.path) if changes_data else None
+        plan = RetargetPlan(old=old, new=new, data=data, data_source=source, same_data=not changes_data)
+        notes = retarget(project, plan)
+    except ScaffoldError as error:
+        print(f"mlops retarget: {error}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}")
+    print(f"retargeted {project}: {new.name} ({new.package}); review the diff, then commit")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m german_credit_scoring.scaffold sync-template|check-template [root]`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in {"sync-template", "check-template", "retarget"}:
+        print(
+            "usage: python -m german_credit_scoring.scaffold sync-template|check-template [root]",
+            file=sys.stderr,
+        )
+        return 2
+    if argv[0] == "retarget":
+        return retarget_cli(argv[1:])
+    root = Path(argv[1] if len(argv) > 1 else ".").resolve()
+    if argv[0] == "sync-template":
+        for change in sync_template(root):
+            print(change)
+        print(f"template mirror {MIRROR}/ is in step with git ls-files; commit it")
+        return 0
+    problems = check_template(root)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print("run: python -m german_credit_scoring.scaffold sync-template", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
