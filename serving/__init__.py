@@ -1,0 +1,1 @@
+"""The scoring service package; importable from the project root (``serving.service``)."""

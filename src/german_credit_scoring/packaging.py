@@ -1,0 +1,116 @@
+"""Package the approved model as a BentoML model and a bento (the deployable unit).
+
+``BENTOML_HOME`` defaults to ``.bentoml/`` inside the project (git-ignored), so a run never reads or
+writes the user's global store. The bento is built offline: ``lock_packages: false`` in
+``serving/bentofile.yaml`` (BentoML would otherwise resolve and lock the requirements with uv).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from german_credit_scoring.errors import ProjectError
+from german_credit_scoring.scoring import META_FILE, MODEL_FILE, SERVING_FILE, negative_label, read_metadata
+
+log = logging.getLogger(__name__)
+
+BENTOML_HOME = Path(".bentoml")
+BENTOFILE = Path("serving/bentofile.yaml")
+MODEL_TAG_ENV = "SCORING_MODEL_TAG"  # lets the service serve another stored model than <slug>:latest
+
+
+def use_project_bentoml_home(root: Path | str = ".") -> Path:
+    """Point BentoML at the project's own store unless the caller chose one (set before importing bentoml)."""
+    home = Path(os.environ.get("BENTOML_HOME") or Path(root).resolve() / BENTOML_HOME)
+    os.environ["BENTOML_HOME"] = str(home)
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def tag_version(version: str) -> str:
+    """A BentoML tag version (letters, digits, ``_ - .``; starts with a letter or digit)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(version)).strip("-._")
+    return cleaned[:63].lower() or "unversioned"
+
+
+def git_commit(default: str = "unknown") -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip() or default
+    except (OSError, subprocess.SubprocessError):
+        return default
+
+
+def bento_labels(meta: dict[str, Any]) -> dict[str, str]:
+    """Labels carried by the model and the bento: what was trained, from which code and which data."""
+    hashes = meta.get("data_hashes") or {}
+    return {
+        "model_version": str(meta["version"]),
+        "git_commit": str(meta.get("git_commit") or git_commit()),
+        "data_hashes": json.dumps(hashes, sort_keys=True, separators=(",", ":")),
+        "target": str(meta["target"]),
+        "positive_label": str(meta["positive_label"]),
+    }
+
+
+def import_model(
+    model_dir: Path | str,
+    name: str,
+    features_path: Path | str,
+    observed_labels: list[str] | None = None,
+):
+    """Copy the model directory into the BentoML store as ``name:<model version>``; returns the stored model.
+
+    Re-importing the same version replaces it, so a re-run of the stage is idempotent.
+    """
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    model_dir = Path(model_dir)
+    meta = read_metadata(model_dir)
+    if not (model_dir / MODEL_FILE).is_file():
+        raise ProjectError(f"{model_dir / MODEL_FILE}: model file not found")
+    tag = f"{name}:{tag_version(meta['version'])}"
+    try:
+        bentoml.models.delete(tag)
+        log.info("replacing stored model %s", tag)
+    except NotFound:
+        pass
+    labels = bento_labels(meta)
+    serving = {"negative_label": negative_label(meta, observed_labels), "source": str(model_dir)}
+    with bentoml.models.create(tag, labels=labels, metadata={"model_json": meta, **serving}) as model:
+        shutil.copy2(model_dir / MODEL_FILE, model.path_of(MODEL_FILE))
+        shutil.copy2(model_dir / META_FILE, model.path_of(META_FILE))
+        shutil.copy2(features_path, model.path_of("features.yaml"))
+        Path(model.path_of(SERVING_FILE)).write_text(json.dumps(serving, indent=2) + "\n", encoding="utf-8")
+    return bentoml.models.get(tag)
+
+
+def build_bento(
+    bentofile: Path | str, labels: dict[str, str], version: str | None = None, build_ctx: str = "."
+):
+    """``bentoml build`` through the Python API, with the model's labels added to the bentofile's."""
+    import bentoml
+
+    return bentoml.bentos.build_bentofile(str(bentofile), build_ctx=build_ctx, labels=labels, version=version)
+
+
+def bento_record(bento, model) -> dict[str, Any]:
+    """The stage's small output: which bento, which model, and the labels they carry."""
+    return {
+        "bento": str(bento.tag),
+        "model": str(model.tag),
+        "labels": dict(bento.info.labels),
+        "bento_path": os.path.relpath(bento.path),
+        "bentoml_home": os.path.relpath(os.environ.get("BENTOML_HOME", BENTOML_HOME)),
+    }
