@@ -1,0 +1,74 @@
+"""DVC stage `gate`: apply the promotion policy; only a passing candidate replaces models/approved."""
+
+import logging
+import subprocess
+
+import joblib
+
+from german_credit_scoring import gate, io, paths
+from german_credit_scoring.contract import load_features
+from german_credit_scoring.data import model_frame, read_table
+from german_credit_scoring.errors import DataError
+from german_credit_scoring.settings import load_settings
+from german_credit_scoring.stage import CheckFailed, entry
+
+log = logging.getLogger("german_credit_scoring.gate")
+LATENCY_ROWS = 200
+
+
+def git_commit() -> str | None:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or None
+
+
+def require(*files):
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise DataError(f"the gate needs {missing}: run the train, evaluate and fairness stages first")
+
+
+def main() -> None:
+    settings = load_settings()
+    policy = settings.gate
+    require(paths.EVALUATE_METRICS, paths.FAIRNESS_METRICS, paths.CANDIDATE_MODEL)
+    evaluation = io.read_json(paths.EVALUATE_METRICS)
+    fairness = io.read_json(paths.FAIRNESS_METRICS)
+    meta = io.read_json(paths.CANDIDATE_META) if paths.CANDIDATE_META.exists() else {}
+    baseline_ref, baseline = gate.read_baseline(policy.baseline_refs, str(paths.EVALUATE_METRICS))
+
+    latencies = None
+    if policy.max_latency_p95_ms is not None:
+        require(paths.FEATURES_TEST)
+        pipeline = joblib.load(paths.CANDIDATE_MODEL)
+        features = load_features(settings.features)
+        frame = model_frame(
+            read_table(paths.FEATURES_TEST).head(LATENCY_ROWS),
+            features,
+            include_sensitive=settings.data.use_protected_as_features,
+        )
+        rows = [frame.iloc[[i]] for i in range(len(frame))]
+        latencies = gate.measure_latency(pipeline.predict_proba, rows)
+
+    result = gate.evaluate_gate(
+        policy,
+        evaluation,
+        fairness,
+        model_version=str(meta.get("version", "unknown")),
+        baseline=baseline,
+        baseline_ref=baseline_ref,
+        latencies_ms=latencies,
+        size_bytes=paths.CANDIDATE_MODEL.stat().st_size,
+    )
+    io.write_json(paths.GATE_RESULT, result.to_dict())
+    io.write_text(paths.GATE_MD, gate.render_markdown(result, baseline_ref, promoted=result.passed))
+    if not result.passed:
+        names = ", ".join(check.name for check in result.failed)
+        raise CheckFailed(
+            f"{len(result.failed)} gate checks failed ({names}); models/approved left unchanged"
+        )
+    gate.promote(paths.CANDIDATE_DIR, paths.APPROVED_DIR, gate.approval_record(result, git_commit()))
+    log.info("model %s approved", result.model_version)
+
+
+if __name__ == "__main__":
+    entry(main, "gate")

@@ -1,0 +1,338 @@
+"""The promotion gate: each comparison, clear errors, and the last good model surviving a failing gate."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import joblib
+import pytest
+
+from german_credit_scoring import gate
+from german_credit_scoring.gate import GateError
+from german_credit_scoring.settings import GateSettings
+from german_credit_scoring.stage import CheckFailed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def evaluation(**overall) -> dict:
+    base = {
+        "roc_auc": 0.80,
+        "pr_auc": 0.60,
+        "brier": 0.17,
+        "expected_cost": 0.55,
+        "n": 250,
+        "threshold": 0.17,
+    }
+    return {"overall": {**base, **overall}, "slices": {}}
+
+
+def fairness(**summary) -> dict:
+    one = {
+        "groups": {"a": {"n": 10}, "b": {"n": 12}},
+        "demographic_parity_difference": 0.10,
+        "demographic_parity_ratio": 0.80,
+        "equalized_odds_difference": 0.12,
+    }
+    return {"sex": {**one, **summary}, "age": dict(one)}
+
+
+POLICY = GateSettings(
+    min_metrics={"roc_auc": 0.70},
+    max_metrics={"brier": 0.22},
+    max_fairness={"demographic_parity_difference": 0.30},
+    min_fairness={"demographic_parity_ratio": 0.50},
+    max_regression={"roc_auc": 0.03, "brier": 0.02},
+    max_latency_p95_ms=50,
+    max_model_size_mb=20,
+    baseline_refs=["origin/main", "main"],
+)
+
+
+# --- pure comparisons ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "comparison", "threshold", "expected"),
+    [
+        (0.7, ">=", 0.7, True),
+        (0.69, ">=", 0.7, False),
+        (0.22, "<=", 0.22, True),
+        (0.23, "<=", 0.22, False),
+        (float("nan"), "<=", 1.0, False),
+        (float("nan"), ">=", 0.0, False),
+    ],
+)
+def test_compare(value, comparison, threshold, expected):
+    assert gate.compare(value, comparison, threshold) is expected
+
+
+def test_unknown_comparison_is_an_error():
+    with pytest.raises(ValueError, match="'=='"):
+        gate.compare(1, "==", 1)
+
+
+def test_min_and_max_metric_checks():
+    checks = gate.metric_checks({"roc_auc": 0.65, "brier": 0.10}, {"roc_auc": 0.70}, {"brier": 0.22})
+    by_name = {c.name: c for c in checks}
+    assert by_name["roc_auc"].passed is False and by_name["roc_auc"].comparison == ">="
+    assert by_name["brier"].passed is True and by_name["brier"].comparison == "<="
+    assert by_name["roc_auc"].status == "fail" and by_name["roc_auc"].value == 0.65
+
+
+def test_missing_metric_names_the_key_and_policy_entry():
+    with pytest.raises(GateError, match=r"no metric 'pr_auc'.*gate\.min_metrics\.pr_auc.*available: brier"):
+        gate.metric_checks({"brier": 0.1}, {"pr_auc": 0.5}, {})
+
+
+def test_non_numeric_metric_is_an_error():
+    with pytest.raises(GateError, match="'roc_auc' must be a number"):
+        gate.metric_checks({"roc_auc": "high"}, {"roc_auc": 0.5}, {})
+
+
+def test_fairness_bounds_apply_to_every_attribute():
+    checks = gate.fairness_checks(
+        fairness(demographic_parity_difference=0.4), {"demographic_parity_difference": 0.3}, {}
+    )
+    assert {c.name: c.passed for c in checks} == {
+        "demographic_parity_difference[sex]": False,
+        "demographic_parity_difference[age]": True,
+    }
+
+
+def test_fairness_undefined_value_fails_and_missing_key_is_an_error():
+    checks = gate.fairness_checks(
+        fairness(demographic_parity_ratio=None), {}, {"demographic_parity_ratio": 0.5}
+    )
+    assert [c.passed for c in checks] == [False, True]
+    assert "undefined" in checks[0].detail
+    with pytest.raises(GateError, match=r"'age' has no metric 'equal_opportunity_ratio'"):
+        gate.fairness_checks({"age": fairness()["age"]}, {}, {"equal_opportunity_ratio": 0.5})
+
+
+def test_fairness_without_protected_attributes_is_skipped():
+    (check,) = gate.fairness_checks({}, {"demographic_parity_difference": 0.3}, {})
+    assert check.status == "skipped" and check.passed
+
+
+def test_regression_is_a_drop_for_higher_better_and_a_rise_for_lower_better():
+    checks = gate.regression_checks(
+        {"roc_auc": 0.76, "brier": 0.20},
+        {"roc_auc": 0.80, "brier": 0.17},
+        {"roc_auc": 0.03, "brier": 0.05},
+        "origin/main",
+        ["origin/main"],
+    )
+    auc, brier = checks
+    assert auc.value == pytest.approx(0.04) and auc.passed is False
+    assert brier.value == pytest.approx(0.03) and brier.passed is True
+    assert "origin/main" in auc.detail
+
+
+def test_regression_without_baseline_is_skipped_not_failed():
+    (check,) = gate.regression_checks(
+        {"roc_auc": 0.5}, None, {"roc_auc": 0.03}, None, ["origin/main", "main"]
+    )
+    assert check.status == "skipped" and check.passed is True
+    assert check.detail == "skipped: no baseline on origin/main, main"
+
+
+def test_regression_when_production_lacks_the_metric_is_skipped():
+    (check,) = gate.regression_checks({"pr_auc": 0.5}, {"roc_auc": 0.8}, {"pr_auc": 0.05}, "main", ["main"])
+    assert check.status == "skipped" and "'pr_auc'" in check.detail
+
+
+def test_latency_p95_and_size():
+    (latency,) = gate.latency_check([1.0] * 95 + [100.0] * 5, 50)
+    assert latency.value == pytest.approx(gate.p95([1.0] * 95 + [100.0] * 5))
+    assert latency.passed is True  # p95 lands between the 95th and 96th values
+    (slow,) = gate.latency_check([1.0] * 90 + [100.0] * 10, 50)
+    assert slow.passed is False
+    (size,) = gate.size_check(25_000_000, 20)
+    assert size.value == 25.0 and size.passed is False
+    assert gate.size_check(1, None) == []
+
+
+def test_evaluate_gate_passes_only_when_every_check_passes():
+    good = gate.evaluate_gate(POLICY, evaluation(), fairness(), "v1", evaluation(), "main", [5.0] * 20, 1000)
+    assert good.passed and not good.failed
+    bad = gate.evaluate_gate(
+        POLICY, evaluation(roc_auc=0.75), fairness(), "v1", evaluation(), "main", [5.0] * 20, 1000
+    )
+    assert not bad.passed
+    assert [c.name for c in bad.failed] == ["roc_auc regression"]
+    kinds = {c["kind"] for c in bad.to_dict()["checks"]}
+    assert kinds == {"metric", "fairness", "regression", "latency", "size"}
+    assert set(bad.to_dict()["checks"][0]) >= {
+        "name",
+        "kind",
+        "value",
+        "threshold",
+        "comparison",
+        "passed",
+        "detail",
+    }
+
+
+def test_evaluate_gate_requires_measurements_the_policy_names():
+    with pytest.raises(GateError, match="max_latency_p95_ms"):
+        gate.evaluate_gate(POLICY, evaluation(), fairness(), "v1", size_bytes=10)
+    with pytest.raises(GateError, match="'overall'"):
+        gate.evaluate_gate(POLICY, {"roc_auc": 0.9}, fairness(), "v1", latencies_ms=[1.0], size_bytes=10)
+
+
+def test_measure_latency_warms_up_and_times_every_row():
+    calls = []
+    timings = gate.measure_latency(calls.append, list(range(30)), warmup=5)
+    assert len(timings) == 30 and len(calls) == 35 and all(t >= 0 for t in timings)
+
+
+def test_gate_markdown_lists_every_check_and_verdict():
+    result = gate.evaluate_gate(
+        POLICY, evaluation(roc_auc=0.6), fairness(), "v7", None, None, [5.0] * 20, 1000
+    )
+    text = gate.render_markdown(result, None, promoted=False)
+    assert "❌ fail" in text.splitlines()[0]
+    assert "`roc_auc`" in text and "left unchanged" in text
+    assert "skipped: no baseline on origin/main, main" in text
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(result.checks)
+    assert all(line.count("|") - line.count("\\|") == 7 for line in table)
+
+
+# --- baseline from git ----------------------------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_baseline_is_read_from_the_first_ref_that_has_it(tmp_path):
+    git(tmp_path, "init", "-q", "-b", "main")
+    assert gate.read_baseline(["origin/main", "main"], cwd=tmp_path) == (None, None)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/evaluate.json").write_text(json.dumps(evaluation(roc_auc=0.9)))
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "production")
+    ref, baseline = gate.read_baseline(["origin/main", "main"], cwd=tmp_path)
+    assert ref == "main" and baseline["overall"]["roc_auc"] == 0.9
+
+
+# --- promotion ------------------------------------------------------------------------------------
+
+
+def make_model_dir(path: Path, version: str) -> Path:
+    path.mkdir(parents=True)
+    (path / "model.joblib").write_bytes(version.encode() * 10)
+    (path / "model.json").write_text(json.dumps({"version": version}))
+    return path
+
+
+def test_promote_replaces_approved_with_candidate_and_approval(tmp_path):
+    candidate = make_model_dir(tmp_path / "models/candidate", "v2")
+    approved = make_model_dir(tmp_path / "models/approved", "v1")
+    (approved / "stale.txt").write_text("from v1")
+    gate.promote(candidate, approved, {"passed": True, "model_version": "v2"})
+    meta = json.loads((approved / "model.json").read_text())
+    assert meta["version"] == "v2" and meta["approval"]["passed"] is True
+    assert (approved / "model.joblib").read_bytes() == b"v2" * 10
+    assert not (approved / "stale.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["approved", "candidate"]
+    assert "approval" not in json.loads((candidate / "model.json").read_text())
+
+
+def test_interrupted_promotion_is_recovered(tmp_path):
+    candidate = make_model_dir(tmp_path / "models/candidate", "v2")
+    make_model_dir(tmp_path / "models/.approved.old-x", "v1")  # crash between the renames
+    approved = tmp_path / "models/approved"
+    gate._recover(approved)
+    assert json.loads((approved / "model.json").read_text())["version"] == "v1"
+    gate.promote(candidate, approved, {"passed": True})
+    assert json.loads((approved / "model.json").read_text())["version"] == "v2"
+
+
+# --- the stage, on a tiny real project -------------------------------------------------------------
+
+
+def load_stage():
+    spec = importlib.util.spec_from_file_location("gate_stage", ROOT / "pipelines/gate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, settings, features, sample_frame):
+    """A project directory with a real candidate pipeline, metrics and a committed production baseline."""
+    from german_credit_scoring.data import model_frame, positive_indicator
+    from german_credit_scoring.transform import build_pipeline
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "features").mkdir()
+    shutil.copy(ROOT / settings.features, tmp_path / settings.features)
+    include = settings.data.use_protected_as_features
+    pipeline = build_pipeline(features, "logistic_regression", {"max_iter": 500}, 0, include)
+    pipeline.fit(
+        model_frame(sample_frame, features, include),
+        positive_indicator(sample_frame[settings.data.target], settings.data.positive_label),
+    )
+    candidate = tmp_path / "models/candidate"
+    candidate.mkdir(parents=True)
+    joblib.dump(pipeline, candidate / "model.joblib")
+    (candidate / "model.json").write_text(json.dumps({"version": "candidate-2"}))
+    (tmp_path / "data/features").mkdir(parents=True)
+    sample_frame.head(60).to_parquet(tmp_path / "data/features/test.parquet", index=False)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/evaluate.json").write_text(json.dumps(evaluation()))
+    (tmp_path / "metrics/fairness.json").write_text(json.dumps(fairness()))
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "metrics/evaluate.json")
+    git(tmp_path, "commit", "-q", "-m", "production metrics")
+    make_model_dir(tmp_path / "models/approved", "last-good-1")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_failing_gate_writes_results_and_keeps_the_last_good_model(project):
+    # given a candidate that regressed badly against production
+    (project / "metrics/evaluate.json").write_text(json.dumps(evaluation(roc_auc=0.71)))
+    before = {p.name: p.read_bytes() for p in (project / "models/approved").iterdir()}
+
+    # when the gate runs
+    with pytest.raises(CheckFailed, match="roc_auc regression"):
+        load_stage().main()
+
+    # then the verdict is written and explains the failure
+    result = json.loads((project / "metrics/gate.json").read_text())
+    assert result["passed"] is False and result["model_version"] == "candidate-2"
+    failed = [c["name"] for c in result["checks"] if not c["passed"]]
+    assert failed == ["roc_auc regression"]
+    assert "❌ fail" in (project / "reports/gate.md").read_text()
+    # and the last good model is untouched
+    assert {p.name: p.read_bytes() for p in (project / "models/approved").iterdir()} == before
+
+
+def test_passing_gate_promotes_the_candidate(project):
+    load_stage().main()
+    result = json.loads((project / "metrics/gate.json").read_text())
+    assert result["passed"] is True
+    latency = next(c for c in result["checks"] if c["kind"] == "latency")
+    assert 0 < latency["value"] < 50
+    meta = json.loads((project / "models/approved/model.json").read_text())
+    assert meta["version"] == "candidate-2"
+    assert meta["approval"]["passed"] is True and len(meta["approval"]["git_commit"]) == 40
+    assert (project / "models/approved/model.joblib").read_bytes() == (
+        project / "models/candidate/model.joblib"
+    ).read_bytes()
+
+
+def test_missing_inputs_are_named(project):
+    (project / "metrics/fairness.json").unlink()
+    from german_credit_scoring.errors import DataError
+
+    with pytest.raises(DataError, match="metrics/fairness.json"):
+        load_stage().main()
