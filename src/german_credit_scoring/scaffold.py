@@ -13,6 +13,7 @@ Two jobs, both stdlib + PyYAML only because cookiecutter's hooks run with cookie
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import filecmp
 import importlib
@@ -109,6 +110,9 @@ def check_template(root: Path) -> list[str]:
     for f in sorted(expected.keys() & actual.keys()):
         if actual[f] != expected[f]:
             problems.append(f"wrong link in the template: {f} -> {actual[f] or '(regular file)'}")
+    tracked = {f[len(MIRROR) + 1 :] for f in git_files(root) if f.startswith(f"{MIRROR}/")}
+    # a clone (git URL, cruft) only sees what is committed
+    problems += [f"not added to git: {MIRROR}/{f}" for f in sorted(actual.keys() - tracked) if actual[f]]
     return problems
 
 
@@ -457,6 +461,12 @@ def yaml_scalar(value) -> str:
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in _YAML_WORDS:
         return text
+    if ": " not in text and " #" not in text and not text[:1].isspace():
+        try:
+            if yaml.safe_load(f"k: {text}") == {"k": text}:
+                return text  # plain scalars read better (German Credit Scoring, not "German Credit Scoring")
+        except yaml.YAMLError:
+            pass
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -502,9 +512,13 @@ def set_yaml(text: str, dotted: str, value, comment: str | None = None) -> str:
     lines = text.splitlines(keepends=True)
     index, indent = _find_key(lines, dotted)
     match = _KEY_LINE.match(lines[index].rstrip("\n"))
-    _old, old_comment = _split_comment(match["rest"])
+    old_value, old_comment = _split_comment(match["rest"])
     tail = f"  # {comment}" if comment else old_comment
     end = _block_end(lines, index, indent)
+    if end == index + 1 and comment is None and old_value.strip():
+        with contextlib.suppress(yaml.YAMLError):
+            if yaml.safe_load(old_value) == value and type(yaml.safe_load(old_value)) is type(value):
+                return text  # unchanged: keep the line exactly as the team wrote it
     lines[index:end] = [f"{match['indent']}{match['key']}: {yaml_scalar(value)}{tail}\n"]
     return "".join(lines)
 
@@ -714,7 +728,9 @@ def rewrite_params_for_data(project: Path, plan: RetargetPlan, data_rel: str) ->
         text = set_yaml(text, "data.path", data_rel)
         text = set_yaml(text, "data.format", fmt)
         text = set_yaml(text, "data.target", plan.data.target)
-        text = set_yaml(text, "data.positive_label", plan.data.positive_label)
+        text = set_yaml(
+            text, "data.positive_label", plan.data.positive_label, comment="the class the model scores"
+        )
         text = set_yaml(text, "data.entity_key", None)
         protected = _protected_block(plan, project / data_rel)
         if protected == ["[]"]:
@@ -762,7 +778,7 @@ def infer_contract(project: Path, package: str, plan: RetargetPlan, data_rel: st
         protected=list(plan.data.protected),
         out_features=features_path,
         out_suite=suite_path,
-        owner=owner.lstrip("@"),
+        owner=owner,
     )
 
 
@@ -795,6 +811,25 @@ def rewrite_governance(project: Path, new: Identity) -> None:
         sys.path.insert(0, src)
     governance = importlib.import_module(f"{new.package}.governance")
     codeowners.write_text(governance.render_codeowners(governance.load_owners(owners)), encoding="utf-8")
+
+
+def strip_machinery(project: Path) -> None:
+    """Drop the root's ignore rules for the template mirror: a generated project has no mirror."""
+    for name in (".dvcignore", ".gitignore"):
+        path = project / name
+        if not path.is_file():
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [
+            line
+            for index, line in enumerate(lines)
+            if MIRROR not in line
+            and not (index + 1 < len(lines) and MIRROR in lines[index + 1] and line.startswith("#"))
+        ]
+        while kept and not kept[-1].strip():
+            kept.pop()
+        if kept != lines:
+            path.write_text("".join(kept), encoding="utf-8")
 
 
 def retarget(project: Path, plan: RetargetPlan, infer: bool = True) -> list[str]:
@@ -920,6 +955,7 @@ def post_generation(project: Path, answers: dict, environ: dict[str, str] | None
     plan = RetargetPlan(old=old, new=new, data=data, data_source=source)
     plan.same_data = is_sample(project, source, data)
     notes += retarget(project, plan, infer=source is not None)
+    strip_machinery(project)
     if under_cookiecutter:
         init_repository(project)
     return notes

@@ -1,0 +1,1 @@
+../../benchmarks/fairness_benchmark.py

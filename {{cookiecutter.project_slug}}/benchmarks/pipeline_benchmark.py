@@ -1,0 +1,1 @@
+../../benchmarks/pipeline_benchmark.py

@@ -1,0 +1,1 @@
+../../serving/__init__.py
