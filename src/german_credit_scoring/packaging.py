@@ -114,3 +114,42 @@ def bento_record(bento, model) -> dict[str, Any]:
         "bento_path": os.path.relpath(bento.path),
         "bentoml_home": os.path.relpath(os.environ.get("BENTOML_HOME", BENTOML_HOME)),
     }
+
+
+def model_source() -> tuple[Path, str]:
+    """The approved model, or the candidate when no model was ever approved (labelled as such)."""
+    from german_credit_scoring import paths
+
+    if paths.APPROVED_MODEL.is_file():
+        return paths.APPROVED_DIR, "approved"
+    if paths.CANDIDATE_MODEL.is_file():
+        log.warning(
+            "no approved model in %s: packaging the candidate, labelled approval=candidate",
+            paths.APPROVED_DIR,
+        )
+        return paths.CANDIDATE_DIR, "candidate"
+    raise ProjectError(
+        f"no model to package: neither {paths.APPROVED_MODEL} nor {paths.CANDIDATE_MODEL} exists"
+    )
+
+
+def observed_labels(settings) -> list[str]:
+    """The target's labels in the training split, to name the negative class when model.json does not."""
+    from german_credit_scoring import paths
+
+    if not paths.TRAIN.is_file():
+        return []
+    import pandas as pd
+
+    frame = pd.read_parquet(paths.TRAIN, columns=[settings.data.target])
+    return sorted({str(v) for v in frame[settings.data.target].dropna().unique()})
+
+
+def package(settings, bentofile: Path | str = BENTOFILE) -> dict[str, Any]:
+    """Import the model into the store and build the bento that serves exactly that model."""
+    source, approval = model_source()
+    model = import_model(source, settings.project.slug, settings.features, observed_labels(settings))
+    os.environ[MODEL_TAG_ENV] = str(model.tag)  # the service references this model at class level
+    labels = {**model.info.labels, "approval": approval}
+    bento = build_bento(bentofile, labels)
+    return bento_record(bento, model)

@@ -44,5 +44,8 @@ APPROVED_DIR = Path("models/approved")
 APPROVED_MODEL = APPROVED_DIR / "model.joblib"
 APPROVED_META = APPROVED_DIR / "model.json"
 
+# package: the bento built from the approved model
+BENTO_RECORD = Path("models/bento.json")
+
 # report
 PR_COMMENT = Path("reports/pr_comment.md")
