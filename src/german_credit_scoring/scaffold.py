@@ -82,8 +82,13 @@ def project_files(root: Path) -> list[str]:
     return [f for f in git_files(root) if not is_machinery(f)]
 
 
+# git reads these per folder and refuses symlinked ones ("Too many levels of symbolic links"): copy them.
+COPIED_NAMES = frozenset({".gitignore", ".gitattributes", ".mailmap"})
+COPY = "(copy)"
+
+
 def mirror_entries(root: Path) -> dict[str, str]:
-    """Current mirror: relative path -> symlink target (or '' for a regular file, which is a mistake)."""
+    """Current mirror: relative path -> symlink target, COPY for a regular file equal to the root's, or ''."""
     mirror = root / MIRROR
     entries: dict[str, str] = {}
     if not mirror.is_dir():
@@ -92,34 +97,43 @@ def mirror_entries(root: Path) -> dict[str, str]:
         for name in filenames:
             path = Path(dirpath, name)
             rel = path.relative_to(mirror).as_posix()
-            entries[rel] = os.readlink(path) if path.is_symlink() else ""
+            if path.is_symlink():
+                entries[rel] = os.readlink(path)
+            else:
+                original = root / rel
+                same = original.is_file() and filecmp.cmp(path, original, shallow=False)
+                entries[rel] = COPY if same else ""
     return entries
 
 
-def _link_target(rel: str) -> str:
+def _mirror_target(rel: str) -> str:
+    if Path(rel).name in COPIED_NAMES:
+        return COPY
     depth = rel.count("/") + 1  # the mirror folder itself plus the file's own folders
     return "../" * depth + rel
 
 
 def check_template(root: Path) -> list[str]:
     """Differences between the mirror and the tracked tree, one line each (empty: in step)."""
-    expected = {f: _link_target(f) for f in project_files(root)}
+    expected = {f: _mirror_target(f) for f in project_files(root)}
     actual = mirror_entries(root)
     problems = [f"missing from the template: {f}" for f in sorted(expected.keys() - actual.keys())]
     problems += [f"stale in the template: {f}" for f in sorted(actual.keys() - expected.keys())]
     for f in sorted(expected.keys() & actual.keys()):
         if actual[f] != expected[f]:
-            problems.append(f"wrong link in the template: {f} -> {actual[f] or '(regular file)'}")
+            problems.append(
+                f"out of step in the template: {f} -> {actual[f] or '(a different regular file)'}"
+            )
     tracked = {f[len(MIRROR) + 1 :] for f in git_files(root) if f.startswith(f"{MIRROR}/")}
     # a clone (git URL, cruft) only sees what is committed
-    problems += [f"not added to git: {MIRROR}/{f}" for f in sorted(actual.keys() - tracked) if actual[f]]
+    problems += [f"not added to git: {MIRROR}/{f}" for f in sorted(actual.keys() - tracked)]
     return problems
 
 
 def sync_template(root: Path) -> list[str]:
     """Make the mirror equal the tracked tree: relative file symlinks, real folders. Returns changes."""
     mirror = root / MIRROR
-    expected = {f: _link_target(f) for f in project_files(root)}
+    expected = {f: _mirror_target(f) for f in project_files(root)}
     actual = mirror_entries(root)
     changes = []
     for rel in sorted(actual.keys() - expected.keys()):
@@ -132,7 +146,10 @@ def sync_template(root: Path) -> list[str]:
         if path.is_symlink() or path.exists():
             path.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, path)
+        if target == COPY:
+            shutil.copyfile(root / rel, path)
+        else:
+            os.symlink(target, path)
         changes.append(f"linked {rel}")
     for dirpath, _dirs, _files in os.walk(mirror, topdown=False):
         if dirpath != str(mirror) and not os.listdir(dirpath):

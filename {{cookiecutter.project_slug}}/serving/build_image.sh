@@ -1,0 +1,1 @@
+../../serving/build_image.sh
