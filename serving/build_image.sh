@@ -55,6 +55,14 @@ PY
 dockerfile="$context/env/docker/Dockerfile"
 sed -i -E "s|^FROM [^ ]+ AS base-container|FROM $BASE_IMAGE AS base-container|" "$dockerfile"
 sed -i -E 's/ build-essential git$//' "$dockerfile"
+# Extra certificate authorities (a TLS-intercepting proxy in front of the package index, as on this
+# build machine): copied into the image before the first download and trusted by pip and uv.
+EXTRA_CA_DIR="${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}"
+if compgen -G "$EXTRA_CA_DIR/*.crt" >/dev/null; then
+  mkdir -p "$context/env/docker/extra-ca"
+  cp "$EXTRA_CA_DIR"/*.crt "$context/env/docker/extra-ca/"
+  sed -i "/^FROM .* AS base-container/a COPY ./env/docker/extra-ca/ /usr/local/share/ca-certificates/\\nRUN update-ca-certificates\\nENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt" "$dockerfile"
+fi
 grep -q "^FROM $BASE_IMAGE" "$dockerfile" || { echo "build_image: could not set the base image in $dockerfile" >&2; exit 1; }
 
 echo "build_image: podman build $IMAGE"

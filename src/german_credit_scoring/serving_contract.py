@@ -21,7 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictInt,
     TypeAdapter,
     ValidationError,
@@ -45,7 +44,7 @@ def _annotation(feature: FeatureDefinition) -> Any:
     if feature.dtype == "int":
         # Strict: an int field takes a JSON integer; 30.5, "30" and true are type errors, not coerced.
         return Annotated[StrictInt, Field(ge=bounds.get("ge"), le=bounds.get("le"))]
-    return Annotated[StrictFloat | StrictInt, Field(**bounds)]
+    return Annotated[float, Field(strict=True, **bounds)]  # strict float takes ints, not bools or strings
 
 
 def build_record_model(

@@ -1,0 +1,182 @@
+"""The service's input contract is generated from the feature definitions, whatever the columns are called."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from german_credit_scoring.contract import load_features
+from german_credit_scoring.prediction_log import PredictionLog, make_rows, read_prediction_log
+from german_credit_scoring.scoring import Scorer, negative_label
+from german_credit_scoring.serving_contract import (
+    as_feature_dict,
+    build_record_model,
+    validate_batch,
+    validate_record,
+)
+
+SYNTHETIC = {
+    "features": [
+        {"name": "tenure-years", "dtype": "float", "min": 0, "max": 40},
+        {"name": "class", "dtype": "category", "allowed_values": ["a", "b", "c"]},
+        {"name": "visits", "dtype": "int", "min": 1, "max": 10, "nullable": True},
+        {"name": "region", "dtype": "category", "allowed_values": ["north", "south"], "sensitive": True},
+    ]
+}
+GOOD = {"tenure-years": 3.5, "class": "b", "visits": 4}
+
+
+@pytest.fixture()
+def features(tmp_path):
+    path = tmp_path / "features.yaml"
+    path.write_text(yaml.safe_dump(SYNTHETIC), encoding="utf-8")
+    return load_features(path)
+
+
+@pytest.fixture()
+def record_model(features):
+    return build_record_model(features, include_sensitive=False)
+
+
+def _fields(problems):
+    return {(p["record"], p["field"]) for p in problems}
+
+
+def test_a_good_record_passes_and_keeps_every_declared_feature(record_model):
+    record, problems = validate_record(record_model, GOOD)
+    assert problems == []
+    assert as_feature_dict(record) == {**GOOD, "region": None}
+
+
+def test_every_offending_field_is_named_at_once(record_model):
+    # given a record with a missing field, a wrong type, an unknown category, a value out of range
+    bad = {"tenure-years": 41, "class": "z", "visits": "4", "colour": "red"}
+    record, problems = validate_record(record_model, bad)
+    assert record is None
+    assert {p["field"] for p in problems} == {"tenure-years", "class", "visits", "colour"}
+    by_field = {p["field"]: p["type"] for p in problems}
+    assert by_field["tenure-years"] == "less_than_equal"
+    assert by_field["class"] == "literal_error"
+    assert by_field["visits"] == "int_type"
+    assert by_field["colour"] == "extra_forbidden"
+
+
+def test_missing_required_field_and_strict_types(record_model):
+    _, problems = validate_record(record_model, {"class": "a"})
+    assert _fields(problems) == {(None, "tenure-years")}
+    for wrong in (True, "3", float("nan"), None):
+        _, problems = validate_record(record_model, {**GOOD, "tenure-years": wrong})
+        assert _fields(problems) == {(None, "tenure-years")}, wrong
+    _, problems = validate_record(record_model, {**GOOD, "visits": 2.5})
+    assert _fields(problems) == {(None, "visits")}
+
+
+def test_nullable_fields_may_be_null_or_absent(record_model):
+    for record in ({**GOOD, "visits": None}, {k: v for k, v in GOOD.items() if k != "visits"}):
+        assert validate_record(record_model, record)[1] == []
+
+
+def test_sensitive_features_not_used_by_the_model_are_optional_but_validated(features, record_model):
+    assert validate_record(record_model, {**GOOD, "region": "north"})[1] == []
+    assert _fields(validate_record(record_model, {**GOOD, "region": "west"})[1]) == {(None, "region")}
+    # when protected attributes are model inputs, they are required
+    with_sensitive = build_record_model(features, include_sensitive=True)
+    assert _fields(validate_record(with_sensitive, GOOD)[1]) == {(None, "region")}
+
+
+def test_batch_errors_carry_the_record_index(record_model):
+    batch = [GOOD, {**GOOD, "class": "z"}, GOOD, {"class": "a", "visits": 0}]
+    records, problems = validate_batch(record_model, batch, max_batch_size=10)
+    assert records is None
+    assert _fields(problems) == {(1, "class"), (3, "tenure-years"), (3, "visits")}
+
+
+def test_empty_and_oversized_batches_are_refused(record_model):
+    assert validate_batch(record_model, [], max_batch_size=3)[1][0]["type"] == "too_short"
+    assert validate_batch(record_model, [GOOD] * 4, max_batch_size=3)[1][0]["type"] == "too_long"
+    records, problems = validate_batch(record_model, [GOOD] * 3, max_batch_size=3)
+    assert problems == [] and len(records) == 3
+
+
+def test_the_contract_follows_the_sample_feature_file(root, settings):
+    # given the project's own features.yaml, every model input is required and named as declared
+    features = load_features(root / settings.features)
+    model = build_record_model(features, settings.data.use_protected_as_features)
+    schema = model.model_json_schema(by_alias=True)
+    inputs = [f.name for f in features.model_inputs(settings.data.use_protected_as_features)]
+    assert sorted(schema["required"]) == sorted(f.name for f in features.model_inputs() if not f.nullable)
+    assert set(inputs) <= set(schema["properties"])
+
+
+class _Pipeline:
+    """Stands in for the fitted pipeline: probability = first numeric input / 40."""
+
+    def predict_proba(self, frame):
+        import numpy as np
+
+        p = frame.iloc[:, 0].to_numpy(dtype=float) / 40
+        return np.column_stack([1 - p, p])
+
+
+def test_scorer_applies_the_threshold_and_checks_the_model_inputs(features):
+    scorer = Scorer(
+        _Pipeline(), features, False, threshold=0.5, positive_label="yes", negative_label="no", version="7"
+    )
+    out = scorer.score([{**GOOD, "tenure-years": 30.0, "region": None}, {**GOOD, "region": None}])
+    assert [o["decision"] for o in out] == ["yes", "no"]
+    assert out[0]["probability"] == pytest.approx(0.75)
+    scorer.check_model_inputs(["tenure-years", "class", "visits"])
+    with pytest.raises(Exception, match="do not match"):
+        scorer.check_model_inputs(["tenure-years", "class"])
+
+
+def test_negative_label_comes_from_metadata_then_data():
+    assert negative_label({"positive_label": "bad", "classes": ["good", "bad"]}) == "good"
+    assert negative_label({"positive_label": "bad"}, ["bad", "good"]) == "good"
+    assert negative_label({"positive_label": "bad"}) == "not_bad"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_prediction_log_round_trip(tmp_path, fmt):
+    sink = PredictionLog(tmp_path / "log", fmt)
+    rows = make_rows("r1", "v1", [GOOD, GOOD], [{"probability": 0.2, "decision": "no"}] * 2)
+    assert sink.append(rows) is True
+    assert sink.append(make_rows("r2", "v1", [GOOD], [{"probability": 0.9, "decision": "yes"}]))
+    frame = read_prediction_log(tmp_path / "log")
+    assert sorted(frame["request_id"]) == ["r1", "r1", "r2"]
+    assert set(frame.columns) >= {"timestamp", "model_version", "probability", "decision", "class"}
+    if fmt == "jsonl":
+        line = json.loads(next((tmp_path / "log").glob("*.jsonl")).read_text().splitlines()[0])
+        assert set(line) == {"request_id", "timestamp", "model_version", "inputs", "outputs"}
+        assert set(line["outputs"]) == {"probability", "decision"}
+
+
+def test_prediction_log_failure_is_counted_not_raised(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the log directory should be")
+    errors = []
+    sink = PredictionLog(blocker, "jsonl", on_error=errors.append)
+    ok = sink.append(make_rows("r", "v", [GOOD], [{"probability": 0.1, "decision": "no"}]))
+    assert ok is False and len(errors) == 1
+
+
+def test_kubernetes_manifests_are_valid_and_wired_to_the_probes(root):
+    manifests = sorted((root / "serving" / "k8s").glob("*.yaml"))
+    kinds = {yaml.safe_load(p.read_text())["kind"] for p in manifests}
+    assert kinds >= {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    validator = Path(sys.executable).parent / "kubernetes-validate"
+    result = subprocess.run(
+        [str(validator), "--strict", *map(str, manifests)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    deployment = next(yaml.safe_load(p.read_text()) for p in manifests if "deployment" in p.name)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
