@@ -1,0 +1,318 @@
+"""The real service over HTTP: `bentoml serve` on loopback with a model trained here, then packaging."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import joblib
+import pytest
+
+from german_credit_scoring import data, transform
+from german_credit_scoring.contract import load_features
+from german_credit_scoring.ingest import ingest
+from german_credit_scoring.prediction_log import read_prediction_log
+
+from .helpers import ROOT, VENV_BIN, copy_project
+
+pytestmark = pytest.mark.e2e
+
+
+def train_model(settings, features, out: Path) -> tuple[object, object]:
+    """A model directory like the gate's models/approved; returns (pipeline, test split)."""
+    split = ingest(settings, features)
+    include = settings.data.use_protected_as_features
+    frame = data.model_frame(split.train, features, include)
+    labels = data.positive_indicator(split.train[settings.data.target], settings.data.positive_label)
+    pipeline = transform.build_pipeline(
+        features, settings.model.type, settings.model.hyperparameters, settings.model.seed, include
+    ).fit(frame, labels)
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, out / "model.joblib")
+    meta = {
+        "version": "e2e-1",
+        "threshold": settings.decision_threshold,
+        "positive_label": settings.data.positive_label,
+        "target": settings.data.target,
+        "features": list(frame.columns),
+        "git_commit": "0" * 40,
+        "data_hashes": {
+            str(settings.data.path): hashlib.md5((ROOT / settings.data.path).read_bytes()).hexdigest()
+        },
+    }
+    (out / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    return pipeline, split.test
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def json_records(frame, columns) -> list[dict]:
+    return json.loads(frame[columns].to_json(orient="records"))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, settings):
+    features = load_features(ROOT / settings.features)
+    work = tmp_path_factory.mktemp("serving")
+    home, log_dir = work / "bentoml", work / "predictions"
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "PREDICTION_LOG": str(log_dir),
+    }
+    pipeline, test = train_model(settings, features, work / "model")
+    imported = subprocess.run(
+        [
+            str(VENV_BIN / "python"),
+            "-c",
+            "import sys; from german_credit_scoring.packaging import import_model; "
+            "print(import_model(sys.argv[1], sys.argv[2], sys.argv[3], ['good', 'bad']).tag)",
+            str(work / "model"),
+            settings.project.slug,
+            str(ROOT / settings.features),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    env["SCORING_MODEL_TAG"] = imported.stdout.strip().splitlines()[-1]
+    port = free_port()
+    server_log = open(work / "server.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "bentoml"),
+            "serve",
+            "serving.service:ScoringService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"bentoml serve exited early:\n{(work / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"service not ready in 90 s:\n{(work / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            yield {
+                "client": client,
+                "pipeline": pipeline,
+                "test": test,
+                "features": features,
+                "log_dir": log_dir,
+                "columns": features.names,
+            }
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        server_log.close()
+
+
+def _located(body) -> set[tuple]:
+    """(record index or None, field) for every problem in BentoML's validation answer."""
+    found = set()
+    for item in body["detail"]:
+        loc = item["loc"]
+        index = next((p for p in loc if isinstance(p, int)), None)
+        found.add((index, loc[-1]))
+    return found
+
+
+def test_built_in_probes_and_metrics(served):
+    client = served["client"]
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "prediction_log_failures_total" in metrics.text
+
+
+def test_training_and_serving_give_identical_probabilities(served, settings):
+    # given test rows scored the evaluation way: the pipeline on data.model_frame
+    test, features = served["test"], served["features"]
+    rows = test.head(50)
+    expected = served["pipeline"].predict_proba(
+        data.model_frame(rows, features, settings.data.use_protected_as_features)
+    )[:, 1]
+    # when the same rows go through the running service, one by one and as a batch
+    records = json_records(rows, served["columns"])
+    batch = served["client"].post("/predict_batch", json={"records": records})
+    assert batch.status_code == 200, batch.text
+    from_batch = [p["probability"] for p in batch.json()["predictions"]]
+    singles = [
+        served["client"].post("/predict", json={"record": r}).json()["probability"] for r in records[:10]
+    ]
+    # then the probabilities are the same numbers
+    assert from_batch == pytest.approx(list(expected), abs=1e-12, rel=0)
+    assert singles == pytest.approx(list(expected[:10]), abs=1e-12, rel=0)
+
+
+def test_single_prediction_answer(served, settings):
+    record = json_records(served["test"].head(1), served["columns"])[0]
+    response = served["client"].post(
+        "/predict", json={"record": record}, headers={"X-Request-ID": "trace-42"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["request_id"] == "trace-42" == response.headers["x-request-id"]
+    assert body["model_version"] == "e2e-1"
+    assert 0 <= body["probability"] <= 1
+    expected = settings.data.positive_label if body["probability"] >= settings.decision_threshold else "good"
+    assert body["decision"] == expected
+
+
+def test_bad_single_record_names_every_field(served, settings):
+    features = served["features"]
+    record = json_records(served["test"].head(1), served["columns"])[0]
+    numeric = next(f for f in features.model_inputs() if f.is_numeric and f.max is not None)
+    category = next(f for f in features.model_inputs() if f.allowed_values)
+    missing = next(f for f in features.model_inputs() if f.name not in (numeric.name, category.name))
+    bad = {**record, numeric.name: numeric.max + 1000, category.name: "no-such-value", "not_a_feature": 1}
+    del bad[missing.name]
+    response = served["client"].post("/predict", json={"record": bad})
+    assert response.status_code == 400
+    assert _located(response.json()) == {
+        (None, numeric.name),
+        (None, category.name),
+        (None, missing.name),
+        (None, "not_a_feature"),
+    }
+    wrong_type = served["client"].post("/predict", json={"record": {**record, numeric.name: "ten"}})
+    assert wrong_type.status_code == 400 and _located(wrong_type.json()) == {(None, numeric.name)}
+
+
+def test_bad_batches_are_refused_with_record_indexes(served, settings):
+    client, features = served["client"], served["features"]
+    records = json_records(served["test"].head(4), served["columns"])
+    category = next(f for f in features.model_inputs() if f.allowed_values)
+    records[2] = {**records[2], category.name: "no-such-value"}
+    response = client.post("/predict_batch", json={"records": records})
+    assert response.status_code == 400
+    assert _located(response.json()) == {(2, category.name)}
+    assert client.post("/predict_batch", json={"records": []}).status_code == 400
+    too_many = [records[0]] * (settings.serving.max_batch_size + 1)
+    oversized = client.post("/predict_batch", json={"records": too_many})
+    assert oversized.status_code == 400 and "at most" in oversized.text
+
+
+def test_a_bad_request_does_not_poison_concurrent_good_ones(served):
+    import concurrent.futures
+
+    client = served["client"]
+    good = json_records(served["test"].head(20), served["columns"])
+    bad = [*good[:5], {"nonsense": True}]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [
+            pool.submit(client.post, "/predict_batch", json={"records": good if i % 2 else bad})
+            for i in range(16)
+        ]
+        statuses = [f.result().status_code for f in futures]
+    assert statuses == [400 if i % 2 == 0 else 200 for i in range(16)]
+    assert client.get("/readyz").status_code == 200
+
+
+def test_every_answer_is_in_the_prediction_log(served):
+    client = served["client"]
+    records = json_records(served["test"].head(3), served["columns"])
+    answer = client.post(
+        "/predict_batch", json={"records": records}, headers={"X-Request-ID": "log-check"}
+    ).json()
+    logged = read_prediction_log(served["log_dir"])
+    mine = logged[logged["request_id"] == "log-check"]
+    assert len(mine) == 3
+    assert list(mine["probability"]) == [p["probability"] for p in answer["predictions"]]
+    assert set(mine["model_version"]) == {"e2e-1"}
+    first_line = json.loads(next(served["log_dir"].glob("*.jsonl")).read_text().splitlines()[0])
+    assert set(first_line) == {"request_id", "timestamp", "model_version", "inputs", "outputs"}
+
+
+def test_package_stage_builds_a_labelled_bento_offline(tmp_path, settings):
+    project = copy_project(tmp_path / "project", exclude_prefixes=(".bentoml", "models/", "logs/"))
+    features = load_features(project / settings.features)
+    cwd = os.getcwd()
+    try:
+        os.chdir(project)
+        train_model(settings, features, project / "models" / "approved")
+    finally:
+        os.chdir(cwd)
+    env = {k: v for k, v in os.environ.items() if k not in {"BENTOML_HOME", "SCORING_MODEL_TAG"}}
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "pipelines/package.py"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((project / "models" / "bento.json").read_text())
+    assert record["model"] == f"{settings.project.slug}:e2e-1"
+    assert record["labels"]["model_version"] == "e2e-1"
+    assert record["labels"]["git_commit"] == "0" * 40
+    assert settings.data.path.name in record["labels"]["data_hashes"]
+    bento_dir = project / record["bento_path"]
+    assert (bento_dir / "bento.yaml").is_file() and (bento_dir / "env" / "docker" / "Dockerfile").is_file()
+    assert (project / ".bentoml").is_dir()  # the store stays inside the project
+
+
+@pytest.mark.slow
+def test_container_image_builds_with_podman(tmp_path, settings):
+    if shutil.which("podman") is None or shutil.which("debootstrap") is None:
+        pytest.skip("podman and debootstrap are not installed (apt-get install -y podman debootstrap)")
+    project = copy_project(tmp_path / "project", exclude_prefixes=(".bentoml", "models/", "logs/"))
+    features = load_features(project / settings.features)
+    cwd = os.getcwd()
+    try:
+        os.chdir(project)
+        train_model(settings, features, project / "models" / "approved")
+    finally:
+        os.chdir(cwd)
+    env = {k: v for k, v in os.environ.items() if k not in {"BENTOML_HOME", "SCORING_MODEL_TAG"}}
+    subprocess.run([str(VENV_BIN / "python"), "pipelines/package.py"], cwd=project, env=env, check=True)
+    image = "localhost/scoring-test:pytest"
+    env.update(PYTHON=str(VENV_BIN / "python"), IMAGE=image, WORK=str(tmp_path / "work"))
+    result = subprocess.run(
+        ["bash", "serving/build_image.sh"], cwd=project, env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    inspect = subprocess.run(["podman", "image", "exists", image])
+    assert inspect.returncode == 0
+    subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
