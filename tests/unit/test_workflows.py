@@ -212,7 +212,7 @@ def test_pull_request_pipeline_calls_every_stage_in_dependency_order():
         needs = jobs[stage].get("needs")
         if needs:
             # the outputs handed over are those of the job it waits for
-            assert jobs[stage]["with"]["upstream"] == f"pipeline-{needs}"
+            assert jobs[stage]["with"]["upstream"] == needs
 
 
 def test_each_stage_posts_its_own_comment_and_hands_on_its_outputs():
