@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -475,3 +478,19 @@ def test_next_link_parsing():
     header = '<https://x/a?page=2>; rel="next", <https://x/a?page=5>; rel="last"'
     assert github._next_link(header) == "https://x/a?page=2"
     assert github._next_link('<https://x/a?page=1>; rel="prev"') is None
+
+
+def test_mlops_cli_dispatches_both_commands(fake_github, tmp_path):
+    # given the real `mlops` entry point in a child process, pointed at the stand-in through the environment
+    body = write(tmp_path / "b.md", "from the CLI\n")
+    drift_outputs(tmp_path, "drift")
+    run = [sys.executable, "-m", "german_credit_scoring.cli"]
+    env = dict(os.environ)
+
+    # when both commands run, then a comment and one PR exist
+    done = subprocess.run([*run, "comment", "--marker", "cli", "--body-file", str(body)], env=env, timeout=60)
+    assert done.returncode == 0
+    done = subprocess.run([*run, "retrain-pr", *RETRAIN], env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0
+    assert "from the CLI" in fake_github.comments[7][0]["body"]
+    assert len(fake_github.open_pulls()) == 1
