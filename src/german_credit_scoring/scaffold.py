@@ -40,6 +40,7 @@ MIRROR = "{{cookiecutter.project_slug}}"
 MACHINERY = ("cookiecutter.json", "hooks/", f"{MIRROR}/", "tests/template/")
 # Files whose content is data, not text to rename.
 NO_RENAME_PREFIXES = ("data/",)
+REGISTRY_PREFIXES = (".github/", "serving/")
 RISK_TIERS = ("low", "medium", "high")
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 
@@ -574,7 +575,10 @@ class RetargetPlan:
 
 
 def _token_pattern(token: str, word: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![{word}]){re.escape(token)}(?![{word}])")
+    """``token`` not glued to more name characters; a boundary is only needed where the token has one."""
+    before = rf"(?<![{word}])" if re.match(r"[\w.-]", token[0]) else ""
+    after = rf"(?![{word}])" if re.match(r"[\w.-]", token[-1]) else ""
+    return re.compile(before + re.escape(token) + after)
 
 
 def name_replacements(old: Identity, new: Identity) -> list[tuple[re.Pattern[str], str]]:
@@ -651,6 +655,8 @@ def _project_tree(project: Path) -> list[Path]:
 def rewrite_names(project: Path, old: Identity, new: Identity) -> list[str]:
     """Rename paths and rewrite names in every text file outside data/. Returns the files changed."""
     replacements = name_replacements(old, new) + _python_replacements(old.python_version, new.python_version)
+    # the bare registry host is only unambiguous where images are built and pushed
+    registry = [(_token_pattern(old.registry, r"\w.-"), new.registry)] if old.registry != new.registry else []
     changed = []
     for path in _project_tree(project):
         rel = path.relative_to(project).as_posix()
@@ -658,8 +664,9 @@ def rewrite_names(project: Path, old: Identity, new: Identity) -> list[str]:
             continue
         text = path.read_text(encoding="utf-8")
         new_text = text
-        for pattern, value in replacements:
-            new_text = pattern.sub(lambda _m, v=value: v, new_text)
+        for pattern, value in replacements + (registry if rel.startswith(REGISTRY_PREFIXES) else []):
+            # names are literal text; the python-version patterns use \g<1> group references
+            new_text = pattern.sub(lambda m, v=value: m.expand(v) if "\\g<" in v else v, new_text)
         if new_text != text:
             path.write_text(new_text, encoding="utf-8")
             changed.append(rel)
@@ -787,9 +794,20 @@ def infer_contract(project: Path, package: str, plan: RetargetPlan, data_rel: st
     if src not in sys.path:
         sys.path.insert(0, src)
     inference = importlib.import_module(f"{package}.inference")
+    with contextlib.chdir(
+        project
+    ):  # relative paths: the suite records its source, and must not name a temp dir
+        _write_contract(
+            inference, plan, data_rel, features_path.relative_to(project), suite_path.relative_to(project)
+        )
+
+
+def _write_contract(
+    inference, plan: RetargetPlan, data_rel: str, features_path: Path, suite_path: Path
+) -> None:
     owner = plan.new.teams.get("data", "")
     inference.write_contract(
-        project / data_rel,
+        Path(data_rel),
         target=plan.data.target,
         positive_label=plan.data.positive_label,
         protected=list(plan.data.protected),

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -45,9 +46,23 @@ def working_files(root: Path = ROOT) -> list[str]:
         check=True,
         capture_output=True,
     ).stdout.decode()
+    outputs = tuple(dvc_outputs(root))
     return sorted(
-        f for f in out.split("\0") if f and (root / f).is_file() and not f.startswith(scaffold.MIRROR)
+        f
+        for f in out.split("\0")
+        if f and (root / f).is_file() and not f.startswith(scaffold.MIRROR) and not f.startswith(outputs)
     )
+
+
+def dvc_outputs(root: Path) -> list[str]:
+    """Paths the pipeline writes (dvc.yaml outs, metrics, plots): runtime state, never template content."""
+    stages = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {})
+    paths = []
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []) or []:
+                paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return paths
 
 
 def make_template_repo(destination: Path) -> Path:
