@@ -1,0 +1,1 @@
+../../benchmarks/serving_benchmark.py
