@@ -11,7 +11,7 @@ import sys
 
 # command -> "module:function"; the function takes the remaining argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "infer-contract": ("german_credit_scoring.validation:infer_contract_cli", "draft features.yaml and the GX suite from a data file"),
+    "infer-contract": ("german_credit_scoring.inference:infer_contract_cli", "draft features.yaml and the GX suite from a data file"),
     "report": ("german_credit_scoring.reporting:report_cli", "assemble the stages' Markdown into the pull-request comment"),
     "comment": ("german_credit_scoring.github:comment_cli", "create or update this workflow's pull-request comment"),
     "drift": ("german_credit_scoring.drift:drift_cli", "compare current data with the training reference"),

@@ -7,7 +7,6 @@ service's input contract are all derived from it, so they cannot disagree.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -110,9 +109,7 @@ def load_features(path: Path | str) -> FeatureSet:
     except yaml.YAMLError as error:
         raise ContractError(f"{path}: not valid YAML: {error}") from None
     except ValidationError as error:
-        details = "\n".join(
-            f"  - {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
+        details = "\n".join(f"  - {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
         raise ContractError(f"{path}: invalid feature definitions\n{details}") from None
 
 
@@ -135,14 +132,6 @@ def dump_features(features: FeatureSet, path: Path | str, header: str = "") -> N
     Path(path).write_text(header + text, encoding="utf-8")
 
 
-def _round_out(value: float, up: bool) -> float:
-    """Widen a bound to a readable number so the contract does not reject the next honest value."""
-    if value == 0 or not math.isfinite(value):
-        return value
-    magnitude = 10 ** max(math.floor(math.log10(abs(value))) - 1, 0)
-    return float((math.ceil if up else math.floor)(value / magnitude) * magnitude)
-
-
 def infer_features(
     frame,
     target: str,
@@ -152,67 +141,21 @@ def infer_features(
 ) -> FeatureSet:
     """Draft feature definitions from a data frame, to be reviewed and committed.
 
-    Numeric columns get their observed range (rounded outwards, never below 0 when the data is not),
-    text columns their observed categories. Columns with more distinct values than ``max_categories``
-    are refused: they are identifiers or free text, which need a deliberate decision.
+    A thin wrapper: the one implementation is ``inference.infer_features_dict`` (standard library only,
+    so the project generator can run it too). Numeric columns get their observed range rounded
+    outwards, text columns their categories; identifier-like text columns are refused.
     """
+    from german_credit_scoring import inference
+
+    text_columns = [str(name) for name in frame.columns if not _is_numeric_or_bool(frame[name])]
+    profile = inference.profile_columns(
+        {str(name): frame[name].tolist() for name in frame.columns}, "data", text_columns
+    )
+    drafted = inference.infer_features_dict(profile, target, sensitive, owner, max_categories)
+    return FeatureSet.model_validate(drafted)
+
+
+def _is_numeric_or_bool(column) -> bool:
     import pandas as pd
 
-    if target not in frame.columns:
-        raise ContractError(f"target column {target!r} is not in the data (columns: {list(frame.columns)})")
-    missing = [name for name in sensitive if name not in frame.columns]
-    if missing:
-        raise ContractError(f"protected attributes {missing} are not in the data")
-    definitions = []
-    for name in frame.columns:
-        if name == target:
-            continue
-        column = frame[name]
-        nullable = bool(column.isna().any())
-        if pd.api.types.is_bool_dtype(column):
-            column = column.astype("string")
-        if pd.api.types.is_numeric_dtype(column):
-            non_null = column.dropna()
-            is_int = pd.api.types.is_integer_dtype(column) or bool(
-                len(non_null) and (non_null == non_null.round()).all()
-            )
-            low = float(non_null.min()) if len(non_null) else None
-            high = float(non_null.max()) if len(non_null) else None
-            if low is not None and high is not None:
-                low_r, high_r = _round_out(low, up=False), _round_out(high, up=True)
-                if low >= 0:
-                    low_r = max(low_r, 0.0)
-                low, high = low_r, high_r
-            definitions.append(
-                FeatureDefinition(
-                    name=str(name),
-                    dtype="int" if is_int else "float",
-                    description="",
-                    owner=owner,
-                    min=low,
-                    max=high,
-                    nullable=nullable,
-                    sensitive=name in sensitive,
-                )
-            )
-        else:
-            values = sorted({str(v) for v in column.dropna().unique()})
-            if len(values) > max_categories:
-                raise ContractError(
-                    f"column {name!r} has {len(values)} distinct text values (more than {max_categories}); "
-                    "it looks like an identifier or free text: drop it or declare it by hand"
-                )
-            definitions.append(
-                FeatureDefinition(
-                    name=str(name),
-                    dtype="category",
-                    description="",
-                    owner=owner,
-                    allowed_values=values,
-                    nullable=nullable,
-                    sensitive=name in sensitive,
-                )
-            )
-    if not definitions:
-        raise ContractError("the data has no column besides the target")
-    return FeatureSet(features=definitions)
+    return bool(pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))

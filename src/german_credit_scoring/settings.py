@@ -88,6 +88,9 @@ class ValidationSettings(Frozen):
     range_margin: Annotated[float, Field(ge=0)] = 0.0
     label_balance_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.15
     row_count_min: Annotated[int, Field(ge=0)] = 50
+    # Who evaluates the suite: Great Expectations (the reference) or the vectorised pandas engine
+    # (same suite and verdicts, about 50x faster on millions of rows).
+    engine: Literal["gx", "pandas"] = "gx"
 
 
 class LogisticRegressionParams(Frozen):
