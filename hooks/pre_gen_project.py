@@ -34,7 +34,7 @@ if root is not None:
     sys.path.insert(0, str(root / "src"))
     from german_credit_scoring.scaffold import pre_generation
 
-    problems = pre_generation(ANSWERS)
+    problems = pre_generation(ANSWERS, project=Path.cwd(), template=root)
     if problems:
         print("Cannot generate the project:", file=sys.stderr)
         for problem in problems:

@@ -943,9 +943,25 @@ def _answers_data(answers: dict) -> DataAnswers:
     )
 
 
-def pre_generation(answers: dict) -> list[str]:
-    """Checks that need no files: run by the pre-generation hook (the project folder is still empty)."""
-    return validate_identity(_answers_identity(answers)) + validate_data_answers(_answers_data(answers))
+def pre_generation(answers: dict, project: Path | None = None, template: Path | None = None) -> list[str]:
+    """Run by the pre-generation hook, before any file is copied: the answers, then the data's header.
+
+    The project folder is still empty, so the bundled sample is looked up in the template checkout.
+    A data file not found here is left to the post-generation hook, which refuses it with the paths tried.
+    """
+    reserved: set[str] = set()
+    if template is not None and (template / "params.yaml").is_file():
+        reserved = _locked_packages(template, _load_yaml(template / "params.yaml")["project"]["slug"])
+    problems = validate_identity(_answers_identity(answers), reserved=reserved)
+    data = _answers_data(answers)
+    problems += validate_data_answers(data)
+    if problems or project is None:
+        return problems
+    candidates = data_candidates(data.path, project, answers, dict(os.environ))
+    if template is not None and not Path(data.path).is_absolute():
+        candidates.append(template / data.path)
+    source = next((c for c in candidates if c.is_file()), None)
+    return check_data(source, data) if source is not None else []
 
 
 def data_candidates(data_path: str, project: Path, answers: dict, environ: dict[str, str]) -> list[Path]:
@@ -968,7 +984,7 @@ def data_candidates(data_path: str, project: Path, answers: dict, environ: dict[
     candidates = [base / path for base in bases]
     if environ.get("PWD"):
         candidates.append(Path(environ["PWD"]) / "data" / "raw" / path.name)
-    return candidates
+    return list(dict.fromkeys(candidates))
 
 
 def post_generation(project: Path, answers: dict, environ: dict[str, str] | None = None) -> list[str]:
