@@ -16,9 +16,10 @@ def raw(root):
     return yaml.safe_load((root / "params.yaml").read_text())
 
 
-def test_project_params_load(settings):
-    assert settings.data.target == "credit_risk"
-    assert settings.data.protected_names == ["sex", "age"]
+def test_project_params_load(settings, raw):
+    assert settings.data.target == raw["data"]["target"]
+    assert settings.data.protected_names == [p["name"] for p in raw["data"]["protected_attributes"]]
+    assert settings.data.target not in settings.data.protected_names
 
 
 def test_cost_optimal_threshold_follows_cost_matrix(raw):
