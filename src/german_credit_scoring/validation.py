@@ -547,3 +547,26 @@ def validate_frame(
         len(report.warnings),
     )
     return report
+
+
+def render_markdown(report: ValidationReport, suite_path: Path | str = "") -> str:
+    """The stage's Markdown summary for the pull-request comment."""
+    from german_credit_scoring.markdown import render
+
+    result = report.to_dict()
+    checks = result["checks"]
+    return render(
+        "validation.md.j2",
+        result=result,
+        suite_path=str(suite_path),
+        failed=[c for c in checks if not c["success"] and c["severity"] == "critical"],
+        warnings=[c for c in checks if not c["success"] and c["severity"] != "critical"],
+    )
+
+
+def validate_prepared(
+    frames: list[pd.DataFrame], suite_path: Path | str, source: str, engine: str
+) -> ValidationReport:
+    """Validate the prepared splits together: the suite describes the data set, not one split."""
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return validate_frame(frame, load_suite(suite_path), source, engine)
