@@ -47,5 +47,9 @@ APPROVED_META = APPROVED_DIR / "model.json"
 # package: the bento built from the approved model
 BENTO_RECORD = Path("models/bento.json")
 
+# drift: current data (drift.current in params.yaml) against the reference snapshot
+DRIFT_RESULT = Path("reports/drift.json")
+DRIFT_MD = Path("reports/drift.md")
+
 # report
 PR_COMMENT = Path("reports/pr_comment.md")

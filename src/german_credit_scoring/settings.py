@@ -157,6 +157,8 @@ class DriftSettings(Frozen):
     js_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
     prediction_psi_threshold: Annotated[float, Field(gt=0)] = 0.2
     performance_drop_threshold: Annotated[float, Field(ge=0)] = 0.05
+    # An effect above its threshold is drift only if also significant (p < alpha): no alarm on noise.
+    alpha: Annotated[float, Field(gt=0, le=1)] = 0.01
     per_feature: dict[str, dict[str, float]] = Field(default_factory=dict)
     bins: Annotated[int, Field(ge=2, le=100)] = 10
 
