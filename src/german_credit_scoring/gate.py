@@ -269,7 +269,8 @@ def read_baseline(
             ["git", "show", f"{ref}:{path}"], cwd=cwd, capture_output=True, text=True, check=False
         )
         if shown.returncode != 0:
-            log.info("no baseline at %s:%s (%s)", ref, path, shown.stderr.strip().splitlines()[-1:] or "")
+            reason = " ".join(shown.stderr.strip().splitlines()[-1:]) or f"exit code {shown.returncode}"
+            log.info("no baseline at %s:%s (%s)", ref, path, reason)
             continue
         try:
             return ref, json.loads(shown.stdout)
