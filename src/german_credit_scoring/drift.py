@@ -138,7 +138,8 @@ def quantile_edges(reference_sorted: np.ndarray, bins: int) -> np.ndarray:
     if len(reference_sorted) == 0:
         return np.array([])
     positions = (np.arange(1, bins) * len(reference_sorted)) // bins
-    return np.unique(reference_sorted[np.clip(positions, 0, len(reference_sorted) - 1)])
+    edges = np.unique(reference_sorted[np.clip(positions, 0, len(reference_sorted) - 1)])
+    return edges[edges < reference_sorted[-1]]  # no bin above the reference maximum: it would be empty
 
 
 def counts_in_bins(sorted_values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
@@ -174,7 +175,7 @@ def sparkline(values: Iterable[float], scale: float | None = None) -> str:
     if top <= 0:
         return SPARK[0] * len(values)
     return "".join(
-        " " if v <= 0 else SPARK[min(len(SPARK) - 1, int(round(v / top * (len(SPARK) - 1))))] for v in values
+        " " if v <= 0 else SPARK[min(len(SPARK) - 1, round(v / top * (len(SPARK) - 1)))] for v in values
     )
 
 
@@ -309,7 +310,7 @@ def compare_categorical(
     cur_counts_map = _category_counts(current)
     known = set(ref_counts_map) | set(allowed or ())
     order = sorted(ref_counts_map, key=lambda k: (-ref_counts_map[k], k))
-    order += sorted((set(allowed or ()) - set(ref_counts_map)))
+    order += sorted(set(allowed or ()) - set(ref_counts_map))
     unseen = {k: v for k, v in sorted(cur_counts_map.items(), key=lambda kv: -kv[1]) if k not in known}
     order += list(unseen)
     ref_counts = np.array([ref_counts_map.get(k, 0) for k in order], dtype=float)
@@ -488,7 +489,7 @@ def compare_performance(
     drifted = drop is not None and drop > limit
     return {
         "baseline": baseline_name,
-        "labelled_rows": int(len(current_labels)),
+        "labelled_rows": len(current_labels),
         "roc_auc_baseline": base_auc,
         "roc_auc_current": cur_auc,
         "roc_auc_drop": drop,
@@ -650,8 +651,8 @@ def check_drift(
         "verdict": "no_drift",
         "message": "",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "reference_rows": int(len(reference)),
-        "current_rows": int(len(current)),
+        "reference_rows": len(reference),
+        "current_rows": len(current),
         "min_rows": drift.min_rows,
         "thresholds": {
             "psi_threshold": drift.psi_threshold,

@@ -1,0 +1,113 @@
+"""Each simulated drift kind is flagged where it acts and nowhere else; no drift raises no alarm."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from german_credit_scoring.drift import check_drift, read_current
+from german_credit_scoring.errors import DataError, SettingsError
+from german_credit_scoring.simulate import KINDS, simulate, to_log_records
+
+
+@pytest.fixture(scope="module")
+def split(settings, features, sample_frame):
+    from german_credit_scoring.ingest import prepare
+
+    return prepare(sample_frame, settings, features, "sample")
+
+
+def run(split, features, settings, kind, rows=20_000, seed=0, **kwargs):
+    target, positive = settings.data.target, settings.data.positive_label
+    sim = simulate(split.test, kind, features, target, positive, rows=rows, seed=seed, **kwargs)
+    return sim, check_drift(split.train, sim.frame, features, settings)
+
+
+def test_simulation_is_seeded(split, features, settings):
+    target, positive = settings.data.target, settings.data.positive_label
+    one = simulate(split.test, "covariate", features, target, positive, rows=500, seed=4).frame
+    two = simulate(split.test, "covariate", features, target, positive, rows=500, seed=4).frame
+    other = simulate(split.test, "covariate", features, target, positive, rows=500, seed=5).frame
+    assert one.equals(two)
+    assert not one.equals(other)
+
+
+@pytest.mark.parametrize(
+    ("kind", "columns"),
+    [
+        ("covariate", None),  # default: first numeric and first categorical model input
+        ("covariate", ["credit_amount", "age", "housing"]),
+        ("new_categories", None),
+        ("new_categories", ["purpose", "job"]),
+    ],
+)
+def test_feature_drift_is_flagged_on_the_touched_features_only(split, features, settings, kind, columns):
+    sim, result = run(split, features, settings, kind, columns=columns)
+    assert sim.touched
+    assert sorted(result["drifted_features"]) == sorted(sim.touched)
+    assert result["verdict"] == "drift"
+    if kind == "new_categories":
+        for name in sim.touched:
+            row = next(r for r in result["features"] if r["name"] == name)
+            assert all(value.startswith(f"new_{name}_") for value in row["unseen_categories"])
+
+
+def test_prior_shift_is_flagged_on_the_label_not_on_the_features(split, features, settings):
+    sim, result = run(split, features, settings, "prior")
+    assert sim.touched == [settings.data.target]
+    assert result["target"]["drifted"]
+    assert result["drifted_features"] == []
+    assert result["verdict"] == "drift"
+
+
+def test_concept_drift_keeps_the_inputs_and_flips_labels(split, features, settings):
+    sim, result = run(split, features, settings, "concept")
+    assert sim.touched == [settings.data.target]
+    assert result["drifted_features"] == []
+    baseline = simulate(
+        split.test, "none", features, settings.data.target, settings.data.positive_label, rows=20_000, seed=0
+    ).frame
+    assert (sim.frame[settings.data.target] != baseline[settings.data.target]).mean() > 0.2
+
+
+def test_no_drift_batch_raises_no_alarm_over_30_seeds_at_100k_rows(split, features, settings):
+    false_alarms = {}
+    for seed in range(30):
+        _, result = run(split, features, settings, "none", rows=100_000, seed=seed)
+        flagged = result["drifted_features"] + (["target"] if result["target"]["drifted"] else [])
+        if flagged:
+            false_alarms[seed] = flagged
+    assert false_alarms == {}
+
+
+def test_unknown_kind_or_column_is_a_clear_error(split, features, settings):
+    target, positive = settings.data.target, settings.data.positive_label
+    with pytest.raises(SettingsError, match="unknown drift kind"):
+        simulate(split.test, "sideways", features, target, positive)
+    with pytest.raises(DataError, match="nope"):
+        simulate(split.test, "covariate", features, target, positive, columns=["nope"])
+
+
+def test_log_shape_round_trips_through_the_drift_reader(split, features, settings, tmp_path):
+    sim = simulate(split.test, "none", features, settings.data.target, settings.data.positive_label, rows=50)
+    records = to_log_records(sim.frame, features, settings.data.target, probabilities=[0.25] * 50)
+    assert set(records[0]) == {
+        "request_id",
+        "timestamp",
+        "model_version",
+        "inputs",
+        "outputs",
+        settings.data.target,
+    }
+    assert set(records[0]["inputs"]) == set(features.names)
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    frame, _ = read_current(path, settings.data.target)
+    assert len(frame) == 50
+    assert frame[features.names].astype(str).equals(sim.frame[features.names].astype(str))
+    assert (frame[settings.data.target] == sim.frame[settings.data.target]).all()
+
+
+def test_every_kind_is_covered():
+    assert set(KINDS) == {"none", "covariate", "prior", "new_categories", "concept"}
