@@ -154,7 +154,7 @@ class DriftSettings(Frozen):
     min_rows: Annotated[int, Field(ge=1)] = 200
     psi_threshold: Annotated[float, Field(gt=0)] = 0.2
     ks_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
-    js_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
+    js_threshold: Annotated[float, Field(gt=0, le=1)] = 0.15
     prediction_psi_threshold: Annotated[float, Field(gt=0)] = 0.2
     performance_drop_threshold: Annotated[float, Field(ge=0)] = 0.05
     # An effect above its threshold is drift only if also significant (p < alpha): no alarm on noise.

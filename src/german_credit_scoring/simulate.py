@@ -5,7 +5,7 @@ reference population; each other kind changes one thing a real deployment sees c
 
 - ``covariate``: chosen features move (numeric ones shift by ``magnitude`` standard deviations,
   categorical ones send a share of rows to their rarest category);
-- ``prior``: the share of the positive label changes (rows resampled per class; default +0.2). Features
+- ``prior``: the share of the positive label changes (rows resampled per class; default +0.25). Features
   are not edited, but those that predict the label move with it: a large prior shift shows on them too;
 - ``new_categories``: a share of a categorical feature's values become categories never seen before;
 - ``concept``: the label flips for a share of rows in one region (a numeric feature above its median):
@@ -120,7 +120,7 @@ def simulate(
         if positive.all() or not positive.any():
             raise DataError(f"prior shift needs both classes in {target!r}")
         base = float(positive.mean())
-        rate = min(0.9, base + 0.2) if magnitude is None else magnitude
+        rate = min(0.9, base + 0.25) if magnitude is None else magnitude
         if not 0 < rate < 1:
             raise SettingsError(f"prior shift: the new positive rate must be in (0, 1), got {rate}")
         n_pos = round(rows * rate)

@@ -1,0 +1,181 @@
+"""`mlops simulate-drift` -> prediction logs -> `mlops drift` and `dvc repro drift` on a copy of the project:
+verdicts, exit codes (0 no drift / insufficient data, 1 drift, 2 bad input) and both reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import joblib
+import pandas as pd
+import pytest
+
+from tests.e2e.helpers import copy_project, dvc, run
+
+pytestmark = pytest.mark.e2e
+
+RUNTIME = (
+    "models/",
+    "reports/",
+    "metrics/",
+    "logs/",
+    "plots/",
+    "data/prepared/",
+    "data/features/",
+    "data/reference/",
+    "data/predictions/",
+    "dvc.lock",
+)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A clean copy; `dvc repro drift` runs ingest for the reference and, with no logs yet, says so."""
+    project = copy_project(tmp_path_factory.mktemp("drift"), exclude_prefixes=RUNTIME)
+    first = dvc(project, "repro", "drift")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return project
+
+
+@pytest.fixture(scope="module")
+def model(project):
+    """A candidate model as training writes it: one fitted scikit-learn pipeline."""
+    from german_credit_scoring.contract import load_features
+    from german_credit_scoring.data import model_frame
+    from german_credit_scoring.settings import load_settings
+    from german_credit_scoring.transform import build_pipeline
+
+    settings = load_settings(project / "params.yaml")
+    features = load_features(project / settings.features)
+    train = pd.read_parquet(project / "data/prepared/train.parquet")
+    pipeline = build_pipeline(
+        features, settings.model.type, settings.model.hyperparameters, settings.model.seed
+    )
+    pipeline.fit(model_frame(train, features), train[settings.data.target])
+    path = project / "models/candidate/model.joblib"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, path)
+    return path
+
+
+def mlops(project, *args):
+    return run(project, sys.executable, "-m", "german_credit_scoring.cli", *args)
+
+
+def fresh_logs(project, *batches):
+    """Replace logs/predictions with simulated batches: (kind, rows, extra args...)."""
+    logs = project / "logs/predictions"
+    if logs.exists():
+        for path in logs.iterdir():
+            path.unlink()
+    for i, (kind, rows, *extra) in enumerate(batches):
+        out = mlops(
+            project,
+            "simulate-drift",
+            "--kind",
+            kind,
+            "--rows",
+            str(rows),
+            "--seed",
+            str(i),
+            "--output",
+            f"logs/predictions/batch-{i}.jsonl",
+            *extra,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+
+
+def result(project):
+    return json.loads((project / "reports/drift.json").read_text())
+
+
+def test_no_logs_yet_is_insufficient_data_not_a_failure(project):
+    data = result(project)
+    assert data["verdict"] == "insufficient_data"
+    assert data["current_rows"] == 0
+    assert "drift.min_rows" in data["message"]
+    assert "Insufficient data" in (project / "reports/drift.md").read_text()
+
+
+def test_no_drift_logs_exit_0_with_logged_probabilities(project, model):
+    fresh_logs(project, ("none", 1500), ("none", 1500))
+    out = mlops(project, "drift")
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = result(project)
+    assert data["verdict"] == "no_drift"
+    assert data["current_rows"] == 3000 and data["current"]["file_count"] == 2
+    assert data["prediction"]["current_source"] == "logged probability"
+    assert data["model"].endswith("models/candidate/model.joblib")
+
+
+def test_covariate_drift_exits_1_and_names_the_features(project, model):
+    fresh_logs(project, ("covariate", 3000, "--features", "credit_amount,purpose"))
+    out = mlops(project, "drift")
+    assert out.returncode == 1, out.stdout + out.stderr
+    data = result(project)
+    assert data["verdict"] == "drift"
+    assert sorted(data["drifted_features"]) == ["credit_amount", "purpose"]
+    report = (project / "reports/drift.md").read_text()
+    assert "❌ Drift detected" in report and "`credit_amount`" in report
+    assert "http" not in report
+
+
+def test_dvc_stage_fails_on_drift_after_writing_its_reports(project, model):
+    fresh_logs(project, ("new_categories", 3000, "--features", "housing"))
+    (project / "reports/drift.json").unlink()
+    out = dvc(project, "repro", "drift")
+    assert out.returncode != 0
+    data = result(project)
+    assert data["verdict"] == "drift" and data["drifted_features"] == ["housing"]
+    assert "new_housing_" in json.dumps(data["features"])
+
+
+def test_concept_drift_from_labelled_logs(project, model):
+    fresh_logs(project, ("concept", 4000))
+    out = mlops(project, "drift")
+    assert out.returncode == 1, out.stdout + out.stderr
+    data = result(project)
+    assert data["drifted_features"] == []
+    assert data["performance"]["drifted"]
+    assert data["performance"]["baseline"].endswith("test.parquet")
+    assert "concept drift" in (project / "reports/drift.md").read_text()
+
+
+def test_too_few_rows_is_insufficient_data_even_if_shifted(project, model):
+    fresh_logs(project, ("covariate", 50, "--magnitude", "5"))
+    out = mlops(project, "drift")
+    assert out.returncode == 0
+    assert result(project)["verdict"] == "insufficient_data"
+
+
+def test_malformed_log_or_wrong_type_exits_2_with_the_file_named(project):
+    logs = project / "logs/predictions"
+    for path in logs.iterdir():
+        path.unlink()
+    (logs / "broken.jsonl").write_text('{"inputs": {"age": 30}}\n{"inputs": \n')
+    out = mlops(project, "drift")
+    assert out.returncode == 2
+    assert "broken.jsonl:2" in out.stderr
+    (logs / "broken.jsonl").write_text(json.dumps({"inputs": {"age": "thirty", "housing": "own"}}) + "\n")
+    out = mlops(project, "drift", "--current", "logs/predictions/broken.jsonl")
+    assert out.returncode == 2
+    assert "age" in out.stderr
+
+
+def test_explicit_csv_source_and_no_model(project, tmp_path):
+    test = pd.read_parquet(project / "data/prepared/test.parquet")
+    test.sample(1000, replace=True, random_state=0).to_csv(project / "current.csv", index=False)
+    out = mlops(
+        project,
+        "drift",
+        "--current",
+        "current.csv",
+        "--no-model",
+        "--json",
+        "out/d.json",
+        "--markdown",
+        "out/d.md",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads((project / "out/d.json").read_text())
+    assert data["verdict"] == "no_drift" and data["prediction"] is None and data["model"] is None
