@@ -159,8 +159,14 @@ def _column(expectation: Mapping[str, Any]) -> str | None:
 
 def run_gx(frame: pd.DataFrame, suite: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Great Expectations Core 1.x: ephemeral context, pandas data source, whole-dataframe batch."""
+    # GX logs its import and configuration at INFO (multi-line dumps); keep the stage's log readable.
+    quiet = max(logging.WARNING, log.getEffectiveLevel())
+    logging.getLogger("great_expectations").setLevel(quiet)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(quiet)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
