@@ -337,3 +337,16 @@ def test_statistics_of_a_feature_set_without_the_sample_columns():
     cur = pd.DataFrame({"x": rng.normal(2, 1, 4000), "c": rng.choice(["p", "q"], 4000)})
     rows, missing = compare_features(ref, cur, features.features, DriftSettings(), workers=2)
     assert [r["name"] for r in rows if r["drifted"]] == ["x"] and missing == []
+
+
+def test_performance_against_the_training_rows_is_reported_not_judged(split, features, settings, model):
+    # given no held-out baseline: the reference (training data) flatters the model
+    from german_credit_scoring.simulate import simulate
+
+    target, positive = settings.data.target, settings.data.positive_label
+    concept = simulate(split.test, "concept", features, target, positive, rows=20_000, seed=1).frame
+    result = check_drift(split.train, concept, features, settings, model=model)
+    assert result["performance"]["baseline_held_out"] is False
+    assert result["performance"]["roc_auc_drop"] > settings.drift.performance_drop_threshold
+    assert not result["performance"]["drifted"]
+    assert "no verdict is taken" in render_markdown(result)
