@@ -1,0 +1,146 @@
+"""Training: fit the estimator on the features stage's fitted transformer; one Pipeline comes out.
+
+The artefact is ``Pipeline([("transform", fitted transformer), ("model", fitted estimator)])``, so the
+service and every later stage apply exactly the transformation training used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from german_credit_scoring.contract import FeatureSet
+from german_credit_scoring.data import model_frame, positive_indicator
+from german_credit_scoring.errors import DataError
+from german_credit_scoring.settings import Settings
+from german_credit_scoring.transform import build_estimator
+
+
+def training_data(
+    frame: pd.DataFrame, features: FeatureSet, settings: Settings
+) -> tuple[pd.DataFrame, np.ndarray]:
+    target = settings.data.target
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} is missing from the training table")
+    labels = positive_indicator(frame[target], settings.data.positive_label)
+    if len(np.unique(labels)) < 2:
+        raise DataError(
+            f"target {target!r} needs both the positive label {settings.data.positive_label!r} and another class"
+        )
+    return model_frame(frame, features, settings.data.use_protected_as_features), labels
+
+
+def fit(transformer, frame: pd.DataFrame, features: FeatureSet, settings: Settings) -> Pipeline:
+    """Fit the configured estimator on the transformer's output; return the whole serving pipeline."""
+    inputs, labels = training_data(frame, features, settings)
+    estimator = build_estimator(settings.model.type, settings.model.hyperparameters, settings.model.seed)
+    estimator.fit(transformer.transform(inputs), labels)
+    return Pipeline([("transform", transformer), ("model", estimator)])
+
+
+def serialise(pipeline: Pipeline) -> bytes:
+    import joblib
+
+    buffer = _io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    return buffer.getvalue()
+
+
+def model_version(blob: bytes) -> str:
+    """Content address of the artefact: the same data, code and params give the same version."""
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def train_metrics(pipeline: Pipeline, frame: pd.DataFrame, features: FeatureSet, settings: Settings) -> dict:
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    inputs, labels = training_data(frame, features, settings)
+    scores = pipeline.predict_proba(inputs)[:, 1]
+    return {
+        "rows": len(labels),
+        "positive_rate": float(labels.mean()),
+        "roc_auc": float(roc_auc_score(labels, scores)),
+        "accuracy": float(accuracy_score(labels, scores >= settings.decision_threshold)),
+    }
+
+
+def git_state(cwd: Path | str = ".") -> dict[str, Any]:
+    """Commit and dirty flag, or "unknown" outside a git checkout."""
+
+    def run(*args: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit or "unknown", "git_dirty": bool(status) if status is not None else None}
+
+
+def file_md5(path: Path | str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_hashes(inputs: list[Path], lock_path: Path = Path("dvc.lock")) -> dict[str, str]:
+    """md5 of each input file, plus the raw data's hash as DVC pinned it in dvc.lock when present."""
+    hashes = {str(p): file_md5(p) for p in inputs if Path(p).is_file()}
+    if lock_path.is_file():
+        import yaml
+
+        lock = yaml.safe_load(lock_path.read_text()) or {}
+        for dep in (lock.get("stages", {}).get("ingest", {}) or {}).get("deps", []):
+            if str(dep.get("path", "")).startswith("data/") and "md5" in dep:
+                hashes[f"dvc.lock:{dep['path']}"] = dep["md5"]
+    return hashes
+
+
+def metadata(
+    settings: Settings,
+    features: FeatureSet,
+    version: str,
+    size_bytes: int,
+    negative_label: str,
+    hashes: dict[str, str],
+    metrics: dict[str, Any],
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    include = settings.data.use_protected_as_features
+    return {
+        "version": version,
+        "model_type": settings.model.type,
+        "hyperparameters": settings.model.hyperparameters,
+        "seed": settings.model.seed,
+        "threshold": settings.decision_threshold,
+        "target": settings.data.target,
+        "positive_label": settings.data.positive_label,
+        "negative_label": negative_label,
+        "classes": [negative_label, settings.data.positive_label],
+        "features": [f.name for f in features.model_inputs(include)],
+        "sensitive_features": [f.name for f in features.features if f.sensitive],
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **git_state(),
+        "data_hashes": hashes,
+        "size_bytes": size_bytes,
+        "train_metrics": metrics,
+        "mlflow": run,
+    }
+
+
+def negative_label_of(labels: pd.Series, positive_label: str) -> str:
+    others = sorted({str(v) for v in labels.dropna().unique()} - {str(positive_label)})
+    return others[0] if len(others) == 1 else f"not_{positive_label}"
