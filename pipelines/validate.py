@@ -15,7 +15,11 @@ def main() -> None:
     settings = load_settings()
     frames = [read_table(paths.TRAIN), read_table(paths.TEST)]
     report = validate_prepared(
-        frames, settings.validation.suite, str(settings.data.path), settings.validation.engine
+        frames,
+        settings.validation.suite,
+        str(settings.data.path),
+        settings.validation.engine,
+        settings.validation.gx_max_rows,
     )
     io.write_json(paths.VALIDATION_RESULT, report.to_dict())
     io.write_text(paths.VALIDATION_MD, render_markdown(report, settings.validation.suite))

@@ -88,7 +88,9 @@ def import_model(
         pass
     labels = bento_labels(meta)
     serving = {"negative_label": negative_label(meta, observed_labels), "source": str(model_dir)}
-    with bentoml.models.create(tag, labels=labels, metadata={"model_json": meta, **serving}) as model:
+    # BentoML metadata takes basic types only (no None): model.json travels as the file itself.
+    metadata = {"model_version": str(meta["version"]), "model_type": str(meta.get("model_type", "")), **serving}
+    with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
         shutil.copy2(model_dir / MODEL_FILE, model.path_of(MODEL_FILE))
         shutil.copy2(model_dir / META_FILE, model.path_of(META_FILE))
         shutil.copy2(features_path, model.path_of("features.yaml"))

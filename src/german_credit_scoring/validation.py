@@ -521,6 +521,13 @@ def _check_result(
     )
 
 
+def choose_engine(engine: str, rows: int, gx_max_rows: int) -> str:
+    """``auto`` keeps Great Expectations (the reference) while it is fast enough, the pandas engine beyond."""
+    if engine == "auto":
+        return "gx" if rows <= gx_max_rows else "pandas"
+    return engine
+
+
 def validate_frame(
     frame: pd.DataFrame,
     suite: Mapping[str, Any],
@@ -571,8 +578,13 @@ def render_markdown(report: ValidationReport, suite_path: Path | str = "") -> st
 
 
 def validate_prepared(
-    frames: list[pd.DataFrame], suite_path: Path | str, source: str, engine: str
+    frames: list[pd.DataFrame],
+    suite_path: Path | str,
+    source: str,
+    engine: str,
+    gx_max_rows: int = 250_000,
 ) -> ValidationReport:
     """Validate the prepared splits together: the suite describes the data set, not one split."""
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return validate_frame(frame, load_suite(suite_path), source, engine)
+    chosen = choose_engine(engine, len(frame), gx_max_rows)
+    return validate_frame(frame, load_suite(suite_path), source, chosen)

@@ -261,6 +261,17 @@ def test_every_answer_is_in_the_prediction_log(served):
     assert set(first_line) == {"request_id", "timestamp", "model_version", "inputs", "outputs"}
 
 
+def test_drift_check_reads_the_service_log_as_current_data(served, settings, features):
+    from german_credit_scoring.drift import PROBABILITY, read_current
+
+    # given the log the running service wrote, when the drift checker reads it as its current data
+    current, files = read_current(served["log_dir"], settings.data.target)
+    # then every scored row is there with its model inputs and the served probability
+    assert files and len(current) >= 3
+    assert {f.name for f in features.model_inputs()} <= set(current.columns)
+    assert current[PROBABILITY].between(0, 1).all()
+
+
 def test_package_stage_builds_a_labelled_bento_offline(tmp_path, settings):
     project = copy_project(tmp_path / "project", exclude_prefixes=(".bentoml", "models/", "logs/"))
     features = load_features(project / settings.features)

@@ -229,3 +229,11 @@ def test_text_numbers_in_an_object_column_are_not_numbers(typed, suite, columns)
     verdicts = {e: validate_frame(frame, suite, SOURCE, e).success for e in ENGINES}
     assert verdicts == {"gx": False, "pandas": False}
     assert np.isfinite(len(frame))
+
+
+def test_auto_engine_keeps_gx_until_it_gets_slow():
+    from german_credit_scoring.validation import choose_engine
+
+    assert choose_engine("auto", 1_000, 250_000) == "gx"
+    assert choose_engine("auto", 1_000_000, 250_000) == "pandas"
+    assert choose_engine("gx", 1_000_000, 250_000) == "gx"
