@@ -8,6 +8,20 @@ from german_credit_scoring.stage import entry
 log = logging.getLogger("german_credit_scoring.package")
 
 
+def example_request(settings) -> dict:
+    """A real held-out row in the service's request shape, for `curl` and smoke tests."""
+    from german_credit_scoring.contract import load_features
+    from german_credit_scoring.data import model_frame, read_table
+
+    features = load_features(settings.features)
+    row = model_frame(read_table(paths.TEST).head(1), features, settings.data.use_protected_as_features)
+    record = {k: (None if v != v else v) for k, v in row.iloc[0].to_dict().items()}
+    for feature in features.model_inputs(settings.data.use_protected_as_features):
+        if feature.dtype == "int" and record[feature.name] is not None:
+            record[feature.name] = int(record[feature.name])
+    return {"record": record}
+
+
 def main() -> None:
     packaging.use_project_bentoml_home()  # before bentoml is imported: the store lives in .bentoml/
     from german_credit_scoring.settings import load_settings
@@ -15,6 +29,7 @@ def main() -> None:
     settings = load_settings()
     record = packaging.package(settings)
     io.write_json(paths.BENTO_RECORD, record)
+    io.write_json(paths.EXAMPLE_REQUEST, example_request(settings))
     log.info("built bento %s with model %s", record["bento"], record["model"])
 
 

@@ -53,3 +53,4 @@ DRIFT_MD = Path("reports/drift.md")
 
 # report
 PR_COMMENT = Path("reports/pr_comment.md")
+EXAMPLE_REQUEST = Path("models/example_request.json")
