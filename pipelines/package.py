@@ -14,9 +14,16 @@ def example_request(settings) -> dict:
     from german_credit_scoring.data import model_frame, read_table
 
     features = load_features(settings.features)
-    row = model_frame(read_table(paths.TEST).head(1), features, settings.data.use_protected_as_features)
-    record = {k: (None if v != v else v) for k, v in row.iloc[0].to_dict().items()}
-    for feature in features.model_inputs(settings.data.use_protected_as_features):
+    inputs = features.model_inputs(settings.data.use_protected_as_features)
+    if paths.TEST.is_file():
+        row = model_frame(read_table(paths.TEST).head(1), features, settings.data.use_protected_as_features)
+        record = {k: (None if v != v else v) for k, v in row.iloc[0].to_dict().items()}
+    else:  # packaging a model without the pipeline's data: a record the contract accepts
+        record = {
+            f.name: (f.allowed_values or [None])[0] if not f.is_numeric else (f.min if f.min is not None else 0)
+            for f in inputs
+        }
+    for feature in inputs:
         if feature.dtype == "int" and record[feature.name] is not None:
             record[feature.name] = int(record[feature.name])
     return {"record": record}
