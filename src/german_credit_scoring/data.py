@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,14 +144,18 @@ def model_frame(frame: pd.DataFrame, features: FeatureSet, include_sensitive: bo
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"model inputs {missing} are missing from the data")
-    out = frame[columns].copy()
+    # One frame built from finished columns: assigning column by column costs ~0.2 ms each, which was
+    # most of a single-row prediction's time in the service.
+    out: dict[str, Any] = {}
     for feature in features.model_inputs(include_sensitive):
+        col = frame[feature.name]
         if feature.is_numeric:
-            out[feature.name] = pd.to_numeric(out[feature.name], errors="coerce").astype("float64")
+            out[feature.name] = np.asarray(pd.to_numeric(col, errors="coerce"), dtype="float64")
         else:
-            col = out[feature.name]
-            out[feature.name] = col.astype(object).where(col.notna(), np.nan)
-    return out
+            values = col.to_numpy(dtype=object, copy=True)
+            values[pd.isna(values)] = np.nan
+            out[feature.name] = pd.Series(values, index=frame.index, dtype=object, copy=False)
+    return pd.DataFrame(out, index=frame.index, columns=columns, copy=False)
 
 
 def positive_indicator(labels: pd.Series, positive_label: str) -> np.ndarray:

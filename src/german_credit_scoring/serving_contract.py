@@ -15,6 +15,7 @@ Which fields a record has:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -79,6 +80,27 @@ def batch_type(record_model: type[BaseModel], max_batch_size: int) -> Any:
 def as_feature_dict(record: BaseModel) -> dict[str, Any]:
     """A validated record as ``{feature name: value}`` (every declared feature, ``None`` when absent)."""
     return record.model_dump(by_alias=True)
+
+
+def field_attributes(record_model: type[BaseModel]) -> dict[str, str]:
+    """Feature name -> attribute name of that field on the record model."""
+    return {info.alias or name: name for name, info in record_model.model_fields.items()}
+
+
+def as_columns(
+    records: Sequence[BaseModel], attributes: Mapping[str, str], names: Iterable[str]
+) -> dict[str, list[Any]]:
+    """Validated records as ``{feature name: values}`` for the named features, in record order.
+
+    Read attribute by attribute: a dict per record (``model_dump``) then a frame from records costs
+    several times more on a 1,000-record batch.
+    """
+    return {name: [getattr(record, attributes[name]) for record in records] for name in names}
+
+
+def as_json(records: Sequence[BaseModel]) -> list[bytes]:
+    """Each validated record as JSON keyed by feature name (the prediction log's ``inputs``)."""
+    return [record.__pydantic_serializer__.to_json(record, by_alias=True) for record in records]
 
 
 def describe_errors(error: ValidationError) -> list[dict[str, Any]]:

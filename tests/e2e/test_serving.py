@@ -98,7 +98,8 @@ def served(tmp_path_factory, settings):
         [
             str(VENV_BIN / "bentoml"),
             "serve",
-            "serving.service:ScoringService",
+            # SERVING_E2E_SERVICE=serving.service:BatchingScoringService runs the suite on the option
+            os.environ.get("SERVING_E2E_SERVICE", "serving.service:ScoringService"),
             "--host",
             "127.0.0.1",
             "--port",

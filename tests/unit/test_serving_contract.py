@@ -14,8 +14,11 @@ from german_credit_scoring.contract import load_features
 from german_credit_scoring.prediction_log import PredictionLog, make_rows, read_prediction_log
 from german_credit_scoring.scoring import Scorer, negative_label
 from german_credit_scoring.serving_contract import (
+    as_columns,
     as_feature_dict,
+    as_json,
     build_record_model,
+    field_attributes,
     validate_batch,
     validate_record,
 )
@@ -163,6 +166,53 @@ def test_prediction_log_failure_is_counted_not_raised(tmp_path):
     sink = PredictionLog(blocker, "jsonl", on_error=errors.append)
     ok = sink.append(make_rows("r", "v", [GOOD], [{"probability": 0.1, "decision": "no"}]))
     assert ok is False and len(errors) == 1
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_fast_request_log_writes_the_rows_make_rows_describes(tmp_path, record_model, fmt):
+    # given validated records, one with a null optional feature, and a quote in the request id
+    records = [record_model.model_validate(GOOD), record_model.model_validate({**GOOD, "visits": None})]
+    probabilities, decisions = [0.25, 0.75], ["no", "yes"]
+    # when the service's fast path writes them
+    sink = PredictionLog(tmp_path / "log", fmt)
+    assert sink.append_request(
+        'r"1', "v1", "2024-01-01T00:00:00.000Z", as_json(records), probabilities, decisions
+    )
+    # then the rows are exactly the ones make_rows builds from the feature dicts
+    expected = make_rows(
+        'r"1',
+        "v1",
+        [as_feature_dict(r) for r in records],
+        [{"probability": p, "decision": d} for p, d in zip(probabilities, decisions, strict=True)],
+        "2024-01-01T00:00:00.000Z",
+    )
+    if fmt == "jsonl":
+        lines = next((tmp_path / "log").glob("*.jsonl")).read_text().splitlines()
+        assert [json.loads(line) for line in lines] == expected
+    frame = read_prediction_log(tmp_path / "log")
+    assert list(frame["probability"]) == probabilities and list(frame["decision"]) == decisions
+    assert list(frame["tenure-years"]) == [3.5, 3.5]
+
+
+def test_fast_request_log_refuses_a_non_finite_probability_without_raising(tmp_path, record_model):
+    errors = []
+    sink = PredictionLog(tmp_path / "log", "jsonl", on_error=errors.append)
+    record = record_model.model_validate(GOOD)
+    assert sink.append_request("r", "v", "t", as_json([record]), [float("nan")], ["no"]) is False
+    assert len(errors) == 1 and not list((tmp_path / "log").glob("*.jsonl"))
+
+
+def test_columns_of_validated_records_score_like_feature_dicts(features, record_model):
+    scorer = Scorer(
+        _Pipeline(), features, False, threshold=0.5, positive_label="yes", negative_label="no", version="7"
+    )
+    records = [record_model.model_validate({**GOOD, "tenure-years": v}) for v in (4.0, 30.0, 20)]
+    columns = as_columns(records, field_attributes(record_model), scorer.input_names)
+    assert columns == {"tenure-years": [4.0, 30.0, 20], "class": ["b"] * 3, "visits": [4] * 3}
+    by_columns = scorer.column_probabilities(columns).tolist()
+    by_dicts = [o["probability"] for o in scorer.score([as_feature_dict(r) for r in records])]
+    assert by_columns == by_dicts == [0.1, 0.75, 0.5]
+    assert scorer.decisions(by_columns) == ["no", "yes", "yes"]
 
 
 def test_kubernetes_manifests_are_valid_and_wired_to_the_probes(root):
