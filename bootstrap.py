@@ -56,7 +56,9 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": os.environ.get("UV_PYTHON_DOWNLOADS", "never")}
     sync = [uv, "sync", "--locked"]
     if subprocess.run(sync, cwd=ROOT, env=env).returncode != 0:
-        print("bootstrap: `uv sync --locked` failed (is uv.lock in step with pyproject.toml?)", file=sys.stderr)
+        print(
+            "bootstrap: `uv sync --locked` failed (is uv.lock in step with pyproject.toml?)", file=sys.stderr
+        )
         return 1
     if not COMMANDS[command]:
         return 0

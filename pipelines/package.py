@@ -20,7 +20,9 @@ def example_request(settings) -> dict:
         record = {k: (None if v != v else v) for k, v in row.iloc[0].to_dict().items()}
     else:  # packaging a model without the pipeline's data: a record the contract accepts
         record = {
-            f.name: (f.allowed_values or [None])[0] if not f.is_numeric else (f.min if f.min is not None else 0)
+            f.name: (f.allowed_values or [None])[0]
+            if not f.is_numeric
+            else (f.min if f.min is not None else 0)
             for f in inputs
         }
     for feature in inputs:

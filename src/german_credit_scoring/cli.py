@@ -11,15 +11,39 @@ import sys
 
 # command -> "module:function"; the function takes the remaining argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "infer-contract": ("german_credit_scoring.inference:infer_contract_cli", "draft features.yaml and the GX suite from a data file"),
-    "report": ("german_credit_scoring.reporting:report_cli", "assemble the stages' Markdown into the pull-request comment"),
-    "comment": ("german_credit_scoring.github:comment_cli", "create or update this workflow's pull-request comment"),
+    "infer-contract": (
+        "german_credit_scoring.inference:infer_contract_cli",
+        "draft features.yaml and the GX suite from a data file",
+    ),
+    "report": (
+        "german_credit_scoring.reporting:report_cli",
+        "assemble the stages' Markdown into the pull-request comment",
+    ),
+    "comment": (
+        "german_credit_scoring.github:comment_cli",
+        "create or update this workflow's pull-request comment",
+    ),
     "drift": ("german_credit_scoring.drift:drift_cli", "compare current data with the training reference"),
-    "simulate-drift": ("german_credit_scoring.simulate:simulate_cli", "write a current batch with a chosen kind of drift"),
-    "retrain-pr": ("german_credit_scoring.github:retrain_pr_cli", "open or update the single retraining pull request"),
-    "codeowners": ("german_credit_scoring.governance:codeowners_cli", "write or check .github/CODEOWNERS from governance/owners.yaml"),
-    "register": ("german_credit_scoring.tracking:register_cli", "register the approved model in MLflow with alias challenger"),
-    "retarget": ("german_credit_scoring.scaffold:retarget_cli", "rename the project and aim it at another data set"),
+    "simulate-drift": (
+        "german_credit_scoring.simulate:simulate_cli",
+        "write a current batch with a chosen kind of drift",
+    ),
+    "retrain-pr": (
+        "german_credit_scoring.github:retrain_pr_cli",
+        "open or update the single retraining pull request",
+    ),
+    "codeowners": (
+        "german_credit_scoring.governance:codeowners_cli",
+        "write or check .github/CODEOWNERS from governance/owners.yaml",
+    ),
+    "register": (
+        "german_credit_scoring.tracking:register_cli",
+        "register the approved model in MLflow with alias challenger",
+    ),
+    "retarget": (
+        "german_credit_scoring.scaffold:retarget_cli",
+        "rename the project and aim it at another data set",
+    ),
 }
 
 

@@ -36,10 +36,7 @@ def read_table(path: Path | str, declared_format: str = "auto") -> pd.DataFrame:
         raise DataError(f"{path}: data file not found")
     fmt = detect_format(path, declared_format)
     try:
-        if fmt == "csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_parquet(path)
+        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (expected a header row and data rows)") from None
     except Exception as error:  # the reader's own message is the useful part
@@ -48,7 +45,9 @@ def read_table(path: Path | str, declared_format: str = "auto") -> pd.DataFrame:
     return frame
 
 
-def cast_to_contract(frame: pd.DataFrame, features: FeatureSet, target: str) -> tuple[pd.DataFrame, list[str]]:
+def cast_to_contract(
+    frame: pd.DataFrame, features: FeatureSet, target: str
+) -> tuple[pd.DataFrame, list[str]]:
     """Cast declared columns to their declared types where every value allows it.
 
     A column that cannot be cast is left as read and reported: validation, not ingestion, is the

@@ -22,7 +22,9 @@ class IngestResult:
     summary: dict = field(default_factory=dict)
 
 
-def prepare(frame: pd.DataFrame, settings: Settings, features: FeatureSet, source: Path | str) -> IngestResult:
+def prepare(
+    frame: pd.DataFrame, settings: Settings, features: FeatureSet, source: Path | str
+) -> IngestResult:
     """Pure: typed, de-duplicated-by-contract, split frames and a summary of what was seen."""
     check_entity_key(frame, settings.data.entity_key, source)
     typed, cast_problems = cast_to_contract(frame, features, settings.data.target)

@@ -89,7 +89,11 @@ def import_model(
     labels = bento_labels(meta)
     serving = {"negative_label": negative_label(meta, observed_labels), "source": str(model_dir)}
     # BentoML metadata takes basic types only (no None): model.json travels as the file itself.
-    metadata = {"model_version": str(meta["version"]), "model_type": str(meta.get("model_type", "")), **serving}
+    metadata = {
+        "model_version": str(meta["version"]),
+        "model_type": str(meta.get("model_type", "")),
+        **serving,
+    }
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
         shutil.copy2(model_dir / MODEL_FILE, model.path_of(MODEL_FILE))
         shutil.copy2(model_dir / META_FILE, model.path_of(META_FILE))

@@ -98,7 +98,9 @@ def test_split_survives_a_single_class_target():
 
 def test_numeric_protected_attribute_is_banded():
     frame = pd.DataFrame({"age_years": [18, 24.9, 25, 70, None]})
-    groups = protected_groups(frame, ProtectedAttribute(name="age_years", bins=[25], labels=["young", "adult"]))
+    groups = protected_groups(
+        frame, ProtectedAttribute(name="age_years", bins=[25], labels=["young", "adult"])
+    )
     assert groups.tolist() == ["young", "young", "adult", "adult", "missing"]
     default_labels = protected_groups(frame, ProtectedAttribute(name="age_years", bins=[25, 65]))
     assert default_labels.tolist() == ["<25", "<25", "25-65", ">=65", "missing"]

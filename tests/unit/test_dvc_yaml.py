@@ -34,7 +34,10 @@ def test_each_stage_runs_its_own_script_and_depends_on_it(stages, root):
 
 def test_every_dependency_exists_or_is_produced(stages, root, params):
     produced = {
-        out for stage in stages.values() for key in ("outs", "metrics", "plots") for out in _names(stage.get(key))
+        out
+        for stage in stages.values()
+        for key in ("outs", "metrics", "plots")
+        for out in _names(stage.get(key))
     }
     for name, stage in stages.items():
         for dep in stage["deps"]:
@@ -47,18 +50,26 @@ def test_declared_params_exist(stages, params):
         for key in stage.get("params", []):
             node = params
             for part in key.split("."):
-                assert isinstance(node, dict) and part in node, f"stage {name}: params key {key} not in params.yaml"
+                assert isinstance(node, dict) and part in node, (
+                    f"stage {name}: params key {key} not in params.yaml"
+                )
                 node = node[part]
 
 
 def test_paths_module_and_dvc_yaml_agree(stages):
     declared = {
-        out for stage in stages.values() for key in ("outs", "metrics", "plots") for out in _names(stage.get(key))
+        out
+        for stage in stages.values()
+        for key in ("outs", "metrics", "plots")
+        for out in _names(stage.get(key))
     }
     constants = {
         str(value)
         for name, value in vars(paths).items()
-        if name.isupper() and isinstance(value, Path) and value.suffix and name not in {"PARAMS", "PR_COMMENT"}
+        if name.isupper()
+        and isinstance(value, Path)
+        and value.suffix
+        and name not in {"PARAMS", "PR_COMMENT"}
     }
     undeclared = {
         c for c in constants if c not in declared and not any(c.startswith(d + "/") for d in declared)

@@ -209,7 +209,9 @@ def test_stage_writes_reports_and_passes(project, root, settings):
     assert result["success"] and result["source"] == str(settings.data.path)
     from german_credit_scoring.validation import choose_engine
 
-    expected_engine = choose_engine(settings.validation.engine, result["rows"], settings.validation.gx_max_rows)
+    expected_engine = choose_engine(
+        settings.validation.engine, result["rows"], settings.validation.gx_max_rows
+    )
     assert result["rows"] > 0 and result["engine"] == expected_engine
     assert "✅ Data valid." in paths.VALIDATION_MD.read_text()
 
