@@ -40,6 +40,11 @@ def split(settings, features, sample_frame):
     return prepare(sample_frame, settings, features, "sample")
 
 
+def shiftable(split, features) -> str:
+    """A numeric feature with many values: the data's own column, not a name from the sample."""
+    return max(features.numeric, key=lambda f: split.train[f.name].nunique()).name
+
+
 def with_drift(settings, **changes):
     raw = settings.model_dump(mode="json")
     raw["drift"].update(changes)
@@ -184,7 +189,7 @@ def test_missing_category_counts_as_its_own_value():
 
 def test_fewer_rows_than_min_rows_is_insufficient_data_not_an_alarm(split, features, settings):
     current = split.test.head(settings.drift.min_rows - 1).copy()
-    current["duration_months"] = 999  # would be drift with enough rows
+    current[shiftable(split, features)] = 999_999  # would be drift with enough rows
     result = check_drift(split.train, current, features, settings)
     assert result["verdict"] == "insufficient_data"
     assert str(settings.drift.min_rows) in result["message"]
@@ -192,18 +197,19 @@ def test_fewer_rows_than_min_rows_is_insufficient_data_not_an_alarm(split, featu
 
 
 def test_per_feature_threshold_override_silences_one_feature(split, features, settings):
+    name = shiftable(split, features)
     current = split.test.sample(5000, replace=True, random_state=0).reset_index(drop=True)
-    current["duration_months"] = current["duration_months"] + 12
+    current[name] = current[name] + split.train[name].std()
     default = check_drift(split.train, current, features, settings)
     relaxed = check_drift(
         split.train,
         current,
         features,
-        with_drift(settings, per_feature={"duration_months": {"psi_threshold": 50, "ks_threshold": 1.0}}),
+        with_drift(settings, per_feature={name: {"psi_threshold": 50, "ks_threshold": 1.0}}),
     )
-    assert "duration_months" in default["drifted_features"]
-    assert "duration_months" not in relaxed["drifted_features"]
-    row = next(r for r in relaxed["features"] if r["name"] == "duration_months")
+    assert name in default["drifted_features"]
+    assert name not in relaxed["drifted_features"]
+    row = next(r for r in relaxed["features"] if r["name"] == name)
     assert row["thresholds"]["psi_threshold"] == 50
 
 
@@ -211,7 +217,7 @@ def test_per_feature_override_naming_an_unknown_feature_is_a_settings_error(spli
     bad = with_drift(settings, per_feature={"no_such_feature": {"psi_threshold": 0.3}})
     with pytest.raises(SettingsError, match="no_such_feature"):
         check_drift(split.train, split.test, features, bad)
-    typo = with_drift(settings, per_feature={"age": {"psi_treshold": 0.3}})
+    typo = with_drift(settings, per_feature={features.names[0]: {"psi_treshold": 0.3}})
     with pytest.raises(SettingsError, match="psi_treshold"):
         check_drift(split.train, split.test, features, typo)
 
@@ -222,10 +228,11 @@ def test_current_data_without_any_declared_feature_is_bad_input(split, features,
 
 
 def test_a_feature_absent_from_current_data_is_reported_not_checked(split, features, settings):
-    current = split.test.drop(columns=["age"])
+    absent = features.names[-1]
+    current = split.test.drop(columns=[absent])
     result = check_drift(split.train, current, features, settings)
-    assert result["missing_features"] == ["age"]
-    assert "age" in result["message"]
+    assert result["missing_features"] == [absent]
+    assert absent in result["message"]
 
 
 @pytest.fixture(scope="module")
@@ -265,13 +272,14 @@ def test_prediction_drift_uses_logged_probabilities_when_every_row_has_one(split
 
 
 def test_markdown_lists_every_feature_with_sparklines_and_no_remote_images(split, features, settings, model):
+    shifted = shiftable(split, features)
     current = split.test.sample(3000, replace=True, random_state=3).reset_index(drop=True)
-    current["credit_amount"] = current["credit_amount"] * 3
+    current[shifted] = current[shifted] * 3 + split.train[shifted].std()
     result = check_drift(split.train, current, features, settings, model=model)
     text = render_markdown(result, "logs/predictions")
     for name in features.names:
         assert f"`{name}`" in text
-    assert "❌ drift" in text and "credit_amount" in text.split("### Why")[1]
+    assert "❌ drift" in text and shifted in text.split("### Why")[1]
     assert any(bar in text for bar in "▁▂▃▄▅▆▇█")
     assert "http" not in text and "![" not in text
 
