@@ -255,7 +255,17 @@ def _json_verdict(files: Iterable[Path]) -> str | None:
                 return "✅ pass" if data[key] else "❌ fail"
         if isinstance(data.get("drift_detected"), bool):
             return "⚠️ drift detected" if data["drift_detected"] else "✅ no drift"
+        if data.get("verdict") in DRIFT_VERDICTS:
+            return DRIFT_VERDICTS[data["verdict"]]
     return None
+
+
+# reports/drift.json "verdict" (written by `mlops drift`) -> the summary table's cell
+DRIFT_VERDICTS = {
+    "no_drift": "✅ no drift",
+    "drift": "⚠️ drift detected",
+    "insufficient_data": "⏸️ not enough data",
+}
 
 
 def load_section(stage: str, reports_dir: Path = REPORTS_DIR) -> Section:

@@ -245,3 +245,15 @@ def test_metrics_diff_runs_dvc_against_the_ref(workspace):
     assert_well_formed(text)
     # and a bad ref is one line, not a crash
     assert reporting.dvc_diff("metrics", "no-such-ref").startswith("_`dvc metrics diff no-such-ref` failed:")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "cell"),
+    [("drift", "⚠️ drift detected"), ("no_drift", "✅ no drift"), ("insufficient_data", "⏸️ not enough data")],
+)
+def test_drift_verdict_reaches_the_summary_table(tmp_path, verdict, cell):
+    from german_credit_scoring.reporting import _json_verdict
+
+    path = tmp_path / "drift.json"
+    path.write_text(json.dumps({"verdict": verdict, "features": []}))
+    assert _json_verdict([path]) == cell
