@@ -742,6 +742,37 @@ def _protected_block(plan: RetargetPlan, data_file: Path) -> list[str]:
     return block or ["[]"]
 
 
+def _gate_defaults_for_new_data(text: str) -> str:
+    """The sample's cost matrix and its base-rate-dependent limits mean nothing for other data.
+
+    A new project starts with an even cost matrix and one metric limit that holds for any base rate
+    (ROC AUC clearly above chance); fairness, regression, latency and size limits are policy and stay.
+    """
+    raw = yaml.safe_load(text)
+    if "cost" in (raw.get("evaluation") or {}):
+        text = set_yaml_block(
+            text,
+            "evaluation.cost",
+            [
+                "false_negative: 1         # cost of missing a positive: set your own",
+                "false_positive: 1         # cost of a false alarm",
+            ],
+        )
+    gate = raw.get("gate") or {}
+    if "min_metrics" in gate:
+        text = set_yaml_block(
+            text, "gate.min_metrics", ["roc_auc: 0.60             # clearly better than chance; raise it"]
+        )
+    if "max_metrics" in gate:
+        text = set_yaml(
+            text,
+            "gate.max_metrics",
+            {},
+            comment="brier, expected_cost: add once base rate and costs are known",
+        )
+    return text
+
+
 def rewrite_params_for_data(project: Path, plan: RetargetPlan, data_rel: str) -> None:
     """Aim params.yaml at the data; with other data, drop every setting that named the sample's columns."""
     params = project / "params.yaml"
@@ -761,6 +792,7 @@ def rewrite_params_for_data(project: Path, plan: RetargetPlan, data_rel: str) ->
             text = set_yaml(text, "data.protected_attributes", [])
         else:
             text = set_yaml_block(text, "data.protected_attributes", protected)
+        text = _gate_defaults_for_new_data(text)
         raw = yaml.safe_load(text)
         if (raw.get("evaluation") or {}).get("slices"):
             text = set_yaml(text, "evaluation.slices", [], comment="columns to break metrics down by")
@@ -835,6 +867,75 @@ def place_data(project: Path, plan: RetargetPlan) -> str:
     return target_rel
 
 
+# README passages that describe the bundled sample: `<!-- sample:KEY -->text<!-- /sample -->`. For
+# other data each is replaced by a passage about that data; the markers stay so a later retarget can
+# replace it again.
+SAMPLE_BLOCK = re.compile(r"<!-- sample(?::(?P<key>[\w-]+))? -->(?P<body>.*?)<!-- /sample -->", re.S)
+
+
+def _readme_passage(key: str, body: str, data: DataAnswers, data_rel: str) -> str:
+    protected = ", ".join(f"`{p}`" for p in data.protected) or "none declared"
+    if key == "lead":
+        return f"A model that scores `{data.target}` = `{data.positive_label}` in `{data_rel}`,"
+    if key == "title":
+        return ""
+    if key == "cost":
+        return " (cost matrix in `params.yaml: evaluation.cost`)"
+    if key == "drift":  # commands naming a sample column: let the simulator pick the data's own
+        return re.sub(r" --features \S+", "", body)
+    return (
+        f"This project was generated from the GitOps MLOps template for `{data_rel}`: it predicts "
+        f"`{data.target}`, scores the label `{data.positive_label}` and measures fairness across "
+        f"{protected} (all in `params.yaml`). The data contract, `features/features.yaml`, was "
+        "inferred from the file: review it, and the gate's thresholds, before the first pull request."
+    )
+
+
+def rewrite_readme(project: Path, data: DataAnswers, data_rel: str) -> bool:
+    """Replace each sample-specific README passage with one about the team's data. True if changed."""
+    readme = project / "README.md"
+    if not readme.is_file():
+        return False
+    text = readme.read_text(encoding="utf-8")
+
+    def passage(match: re.Match[str]) -> str:
+        key = match["key"] or "about"
+        body = _readme_passage(key, match["body"], data, data_rel)
+        return f"<!-- sample:{key} -->{body}<!-- /sample -->"
+
+    new_text = SAMPLE_BLOCK.sub(passage, text)
+    if new_text != text:
+        readme.write_text(new_text, encoding="utf-8")
+    return new_text != text
+
+
+def sample_results(project: Path) -> list[str]:
+    """Files the pipeline writes into git (dvc.lock, uncached outs, metrics, plots): results of a run."""
+    stages = (_load_yaml(project / "dvc.yaml").get("stages")) or {}
+    paths = ["dvc.lock"]
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind) or []:
+                path, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+                if kind != "outs" or (options or {}).get("cache") is False:
+                    paths.append(str(path))
+    return paths
+
+
+def drop_sample_results(project: Path) -> list[str]:
+    """Remove the previous data's pipeline results: its metrics would be the gate's baseline otherwise."""
+    removed = []
+    for rel in sample_results(project):
+        path = project / rel
+        if path.is_file():
+            path.unlink()
+            removed.append(rel)
+            with contextlib.suppress(OSError):  # only empty folders (metrics/, plots/, reports/)
+                if path.parent != project:
+                    path.parent.rmdir()
+    return removed
+
+
 def rewrite_governance(project: Path, new: Identity) -> None:
     """Regenerate CODEOWNERS from the (renamed) owners.yaml with the project's own governance code."""
     owners = project / "governance" / "owners.yaml"
@@ -879,6 +980,13 @@ def retarget(project: Path, plan: RetargetPlan, infer: bool = True) -> list[str]
     rewrite_params_for_data(project, plan, data_rel)
     if infer and not plan.same_data:
         infer_contract(project, plan.old.package, plan, data_rel)
+    if not plan.same_data:
+        rewrite_readme(project, plan.data, data_rel)
+        if drop_sample_results(project):
+            plan.notes.append(
+                "the previous data's dvc.lock, metrics, plots and reports were removed: "
+                "run `uv run dvc repro` and commit what it writes"
+            )
     rewrite_names(project, plan.old, plan.new)
     rewrite_structured(project, plan.new)
     rewrite_governance(project, plan.new)

@@ -39,19 +39,22 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def working_files(root: Path = ROOT) -> list[str]:
-    """Tracked plus untracked-but-not-ignored files: the tree as it is, work in progress included."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
+    """Tracked plus untracked-but-not-ignored files: the tree as it is, work in progress included.
+
+    Pipeline outputs count only when committed (the sample's dvc.lock, metrics, plots and reports are).
+    """
+
+    def listed(*options: str) -> set[str]:
+        out = subprocess.run(
+            ["git", "ls-files", *options, "-z"], cwd=root, check=True, capture_output=True
+        ).stdout.decode()
+        return {
+            f for f in out.split("\0") if f and (root / f).is_file() and not f.startswith(scaffold.MIRROR)
+        }
+
     outputs = tuple(dvc_outputs(root))
-    return sorted(
-        f
-        for f in out.split("\0")
-        if f and (root / f).is_file() and not f.startswith(scaffold.MIRROR) and not f.startswith(outputs)
-    )
+    untracked = {f for f in listed("--others", "--exclude-standard") if not f.startswith(outputs)}
+    return sorted(listed("--cached") | untracked)
 
 
 def dvc_outputs(root: Path) -> list[str]:

@@ -234,6 +234,49 @@ def test_mlops_retarget_renames_and_reaims_a_project(tmp_path):
     features = yaml.safe_load((project / "features/features.yaml").read_text())["features"]
     assert {f["name"] for f in features} == set(data.read_text().splitlines()[0].split(",")) - {"churned"}
     assert "@globex/data" in (project / ".github/CODEOWNERS").read_text()
+    # and nothing of the sample's results or prose is left to pass for the new data's
+    assert not [f for f in scaffold.sample_results(project) if (project / f).exists()]
+    assert not (project / "metrics").exists()
+    readme = (project / "README.md").read_text()
+    assert "German Credit" not in readme and "`churned`" in readme
+    assert params["gate"]["min_metrics"] == {"roc_auc": 0.6}
+
+
+def test_readme_passages_are_replaced_for_other_data_and_again_on_a_second_retarget(tmp_path):
+    # given a README with a lead passage, an unnamed passage and a drift command naming a sample column
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# X<!-- sample:title --> (template)<!-- /sample -->\n\n"
+        "<!-- sample:lead -->A credit model,<!-- /sample --> run well.\n\n"
+        "<!-- sample -->Bundled data.\nMore.<!-- /sample -->\n\n"
+        "<!-- sample:drift -->\n```bash\nmlops simulate-drift --features age --output x\n```\n<!-- /sample -->\n"
+    )
+    churn = scaffold.DataAnswers("churn.csv", "churned", "yes", ("gender",))
+    # when it is rewritten for other data, then for yet other data
+    assert scaffold.rewrite_readme(tmp_path, churn, "data/raw/churn.csv")
+    first = readme.read_text()
+    assert scaffold.rewrite_readme(tmp_path, replace(churn, target="left"), "data/raw/churn.csv")
+    second = readme.read_text()
+    # then every passage is about the new data, the rest is untouched, and the markers stay
+    assert first.startswith("# X<!-- sample:title --><!-- /sample -->\n")
+    assert (
+        "<!-- sample:lead -->A model that scores `churned` = `yes` in `data/raw/churn.csv`,<!-- /sample --> run well."
+        in first
+    )
+    assert "Bundled" not in first and "measures fairness across `gender`" in first
+    assert "mlops simulate-drift --output x" in first and "--features" not in first
+    assert "`left` = `yes`" in second and "`churned`" not in second
+    assert second.count("<!-- sample:") == 4
+    # and a README without markers is left alone
+    readme.write_text("plain\n")
+    assert not scaffold.rewrite_readme(tmp_path, churn, "data/raw/churn.csv")
+
+
+def test_sample_results_are_the_committed_pipeline_outputs():
+    results = set(scaffold.sample_results(ROOT))
+    assert {"dvc.lock", "metrics/evaluate.json", "metrics/gate.json", "models/bento.json"} <= results
+    assert "reports/validation.md" in results and "plots/roc.json" in results
+    assert not any(r.startswith("data/") or r in {"models/candidate", "models/approved"} for r in results)
 
 
 def test_mlops_retarget_refuses_bad_answers_without_changing_anything(tmp_path, capsys):
