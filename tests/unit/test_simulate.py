@@ -36,9 +36,10 @@ def test_simulation_is_seeded(split, features, settings):
 
 def chosen_columns(split, features, choice):
     """Columns picked from the project's own contract (the sample's names mean nothing to other data)."""
-    by_values = lambda group: sorted(  # noqa: E731 - most distinct values first: a shift shows
-        (f.name for f in group), key=lambda name: -split.train[name].nunique()
-    )
+
+    def by_values(group):  # most distinct values first: a shift shows
+        return sorted((f.name for f in group), key=lambda name: -split.train[name].nunique())
+
     if choice == "two numeric, one categorical":
         return by_values(features.numeric)[:2] + by_values(features.categorical)[:1]
     if choice == "two categorical":
