@@ -1,0 +1,1 @@
+../../benchmarks/drift_benchmark.py

@@ -1,0 +1,1 @@
+../../../src/german_credit_scoring/training.py
