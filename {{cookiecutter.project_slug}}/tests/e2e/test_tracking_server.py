@@ -1,0 +1,1 @@
+../../../tests/e2e/test_tracking_server.py
