@@ -54,6 +54,8 @@ def main(argv: list[str]) -> int:
     command, extra = argv[0], argv[1:]
     uv = find_uv()
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": os.environ.get("UV_PYTHON_DOWNLOADS", "never")}
+    # uv on PATH for what runs under it too (tests that bake a project sync it with the same uv)
+    env["PATH"] = os.pathsep.join([str(Path(uv).parent), env.get("PATH", "")])
     sync = [uv, "sync", "--locked"]
     if subprocess.run(sync, cwd=ROOT, env=env).returncode != 0:
         print(
