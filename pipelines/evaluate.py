@@ -6,6 +6,7 @@ import pandas as pd
 from german_credit_scoring import io, paths
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import model_frame, positive_indicator, read_table
+from german_credit_scoring.errors import DataError
 from german_credit_scoring.evaluation import (
     bar,
     binary_metrics,
@@ -30,6 +31,12 @@ def main() -> None:
     threshold = float(meta["threshold"])
     cost = settings.evaluation.cost
 
+    missing = [c for c in [settings.data.target, *settings.evaluation.slices] if c not in test.columns]
+    if missing:
+        raise DataError(
+            f"{paths.FEATURES_TEST}: columns {missing} are missing (params.yaml data.target and "
+            "evaluation.slices); run the features stage again: dvc repro --force features"
+        )
     labels = positive_indicator(test[settings.data.target], settings.data.positive_label)
     scores = pipeline.predict_proba(model_frame(test, features, settings.data.use_protected_as_features))[
         :, 1

@@ -12,9 +12,11 @@ from german_credit_scoring.tracking import log_training_run
 from german_credit_scoring.training import (
     data_hashes,
     fit,
+    git_state,
     metadata,
     model_version,
     negative_label_of,
+    run_params,
     serialise,
     train_metrics,
     training_data,
@@ -29,17 +31,20 @@ def main() -> None:
     blob = serialise(pipeline)
     version = model_version(blob)
     metrics = train_metrics(pipeline, train, features, settings)
-    hashes = data_hashes([settings.data.path, paths.FEATURES_TRAIN])
+    hashes = data_hashes([settings.data.path, paths.FEATURES_TRAIN, paths.TRANSFORMER])
+    git = git_state()
     inputs, _ = training_data(train, features, settings)
     run = log_training_run(
         experiment=settings.project.slug,
         pipeline=pipeline,
-        params={
-            "model": settings.model.model_dump(mode="json"),
-            "data": settings.data.model_dump(mode="json"),
-        },
+        params=run_params(settings),
         metrics={f"train_{k}": v for k, v in metrics.items()},
-        tags={"model_version": version, **{f"data_hash.{k}": v for k, v in hashes.items()}},
+        tags={
+            "model_version": version,
+            "git_commit": str(git["git_commit"]),
+            "git_dirty": str(git["git_dirty"]).lower(),
+            **{f"data_hash.{k}": v for k, v in hashes.items()},
+        },
         input_example=inputs.head(5),
         artifacts=[paths.FEATURES_MD, paths.VALIDATION_MD],
     )
@@ -52,6 +57,7 @@ def main() -> None:
         hashes,
         metrics,
         run,
+        git,
     )
     io.write_with(paths.CANDIDATE_MODEL, lambda p: p.write_bytes(blob))
     io.write_json(paths.CANDIDATE_META, meta)

@@ -19,7 +19,8 @@ from german_credit_scoring.errors import ProjectError
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE = "sqlite:///mlflow.db"
-SERVING_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "joblib")
+# What loading the logged model needs: the pipeline is stored in skops format (safe to load).
+SERVING_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "skops")
 
 
 def tracking_uri() -> str:
@@ -83,14 +84,27 @@ def log_training_run(
         return {
             "tracking_uri": redact(tracking_uri()),
             "experiment": experiment,
+            "experiment_id": run.info.experiment_id,
             "run_id": run.info.run_id,
             "model_uri": info.model_uri,
+            "run_url": run_url(tracking_uri(), run.info.experiment_id, run.info.run_id),
         }
+
+
+def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
+    """A link a reviewer can open, when the store is a tracking server (an embedded store has none)."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    scheme, rest = uri.split("://", 1)
+    host = rest.split("@", 1)[-1]  # never a credential in a link
+    return f"{scheme}://{host.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def quiet_mlflow() -> None:
     """No telemetry calls from CI or a laptop: the project decides what leaves the machine."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # The logged model's environment is the pinned list above, not the whole project's uv.lock.
+    os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
 
 
 def own_types(pipeline) -> list[str]:
@@ -115,11 +129,29 @@ def register(model_uri: str, name: str, aliases: list[str], tags: dict[str, str]
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri())
-    registered = mlflow.register_model(model_uri, name, tags=tags)
     client = MlflowClient()
+    registered = existing_version(client, name, model_uri)
+    if registered is None:
+        registered = mlflow.register_model(model_uri, name, tags=tags)
+    else:  # idempotent: promoting (--alias champion) or re-running moves aliases, no duplicate version
+        log.info("%s version %s already holds %s", name, registered.version, model_uri)
     for alias in aliases:
         client.set_registered_model_alias(name, alias, registered.version)
     return str(registered.version)
+
+
+def existing_version(client, name: str, model_uri: str):
+    """The registry version already made from this logged model, if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    for candidate in versions:
+        if model_uri in {candidate.source, f"models:/{getattr(candidate, 'model_id', None)}"}:
+            return candidate
+    return None
 
 
 def register_cli(argv: list[str]) -> int:

@@ -96,16 +96,25 @@ def file_md5(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def data_hashes(inputs: list[Path], lock_path: Path = Path("dvc.lock")) -> dict[str, str]:
-    """md5 of each input file, plus the raw data's hash as DVC pinned it in dvc.lock when present."""
-    hashes = {str(p): file_md5(p) for p in inputs if Path(p).is_file()}
+def data_hashes(inputs: list[Path | str], lock_path: Path = Path("dvc.lock")) -> dict[str, str]:
+    """md5 of each input file, plus the md5 DVC pinned for the same paths in dvc.lock when present.
+
+    Both, because the file hash says what this run read and the lock entry says what the pipeline
+    recorded; a difference means the stage ran outside ``dvc repro``.
+    """
+    wanted = [Path(p).as_posix() for p in inputs]
+    hashes = {name: file_md5(name) for name in wanted if Path(name).is_file()}
     if lock_path.is_file():
         import yaml
 
-        lock = yaml.safe_load(lock_path.read_text()) or {}
-        for dep in (lock.get("stages", {}).get("ingest", {}) or {}).get("deps", []):
-            if str(dep.get("path", "")).startswith("data/") and "md5" in dep:
-                hashes[f"dvc.lock:{dep['path']}"] = dep["md5"]
+        lock = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
+        pinned: dict[str, str] = {}
+        for stage in (lock.get("stages") or {}).values():
+            for entry in [*(stage.get("deps") or []), *(stage.get("outs") or [])]:
+                path, md5 = str(entry.get("path", "")), entry.get("md5")
+                if path in wanted and md5:
+                    pinned.setdefault(path, str(md5))
+        hashes.update({f"dvc.lock:{path}": pinned[path] for path in wanted if path in pinned})
     return hashes
 
 
@@ -118,6 +127,7 @@ def metadata(
     hashes: dict[str, str],
     metrics: dict[str, Any],
     run: dict[str, Any],
+    git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     include = settings.data.use_protected_as_features
     return {
@@ -133,11 +143,25 @@ def metadata(
         "features": [f.name for f in features.model_inputs(include)],
         "sensitive_features": [f.name for f in features.features if f.sensitive],
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **git_state(),
+        **(git if git is not None else git_state()),
         "data_hashes": hashes,
         "size_bytes": size_bytes,
         "train_metrics": metrics,
         "mlflow": run,
+    }
+
+
+def run_params(settings: Settings) -> dict[str, Any]:
+    """What an MLflow run records as params: the chosen model (not the unused one's block) and the data."""
+    return {
+        "model": {
+            "type": settings.model.type,
+            "seed": settings.model.seed,
+            "threshold": settings.model.threshold,
+            "decision_threshold": settings.decision_threshold,
+            settings.model.type: settings.model.hyperparameters,
+        },
+        "data": settings.data.model_dump(mode="json"),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -48,10 +49,25 @@ def test_run_is_logged_and_registered_with_alias(store, tiny_model, tmp_path):
     assert logged.data.tags["model_version"] == "abc123"
     loaded = mlflow.sklearn.load_model(run["model_uri"])
     assert loaded.predict_proba(frame).shape == (4, 2)
+    assert run["run_url"] is None  # an embedded store has no web page
+    requirements = mlflow.pyfunc.get_model_dependencies(run["model_uri"])
+    pins = set(Path(requirements).read_text().split())
+    assert set(tracking.pip_requirements()) <= pins
+    assert any(pin.startswith("skops==") for pin in pins)  # the model is stored in skops format
 
     version = tracking.register(run["model_uri"], "demo-model", ["challenger"], {"model_version": "abc123"})
     by_alias = MlflowClient().get_model_version_by_alias("demo-model", "challenger")
     assert str(by_alias.version) == version
+    assert by_alias.tags["model_version"] == "abc123"
+
+    # promoting the same model adds an alias to the same version, never a duplicate version
+    assert (
+        tracking.register(run["model_uri"], "demo-model", ["champion"], {"model_version": "abc123"})
+        == version
+    )
+    champion = MlflowClient().get_model_version_by_alias("demo-model", "champion")
+    assert str(champion.version) == version
+    assert len(MlflowClient().search_model_versions("name = 'demo-model'")) == 1
 
 
 def test_register_cli_explains_a_missing_model(store, tmp_path, capsys):
@@ -68,3 +84,9 @@ def test_register_cli_requires_a_server_when_asked(monkeypatch, capsys):
 def test_credentials_never_reach_metadata():
     assert tracking.redact("https://user:secret@mlflow.example/") == "https://***@mlflow.example/"
     assert json.dumps(tracking.redact("sqlite:///mlflow.db")) == '"sqlite:///mlflow.db"'
+
+
+def test_run_url_points_at_the_server_without_credentials():
+    url = tracking.run_url("https://user:secret@mlflow.example/", "3", "abc")
+    assert url == "https://mlflow.example/#/experiments/3/runs/abc"
+    assert tracking.run_url("sqlite:///mlflow.db", "3", "abc") is None
