@@ -642,10 +642,6 @@ def _labels(frame: pd.DataFrame, target: str, positive_label: str) -> tuple[np.n
     return labels, known
 
 
-def _distribution(labels: np.ndarray) -> np.ndarray:
-    return np.array([np.sum(labels == 0), np.sum(labels == 1)], dtype=float)
-
-
 def check_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,

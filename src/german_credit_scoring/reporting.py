@@ -114,10 +114,6 @@ def split_blocks(text: str) -> list[Block]:
     return blocks
 
 
-def join_blocks(blocks: Iterable[Block]) -> str:
-    return "\n".join(line for block in blocks for line in block.lines)
-
-
 def _row_order(rows: list[str], cap: int) -> list[int]:
     """Indices of the rows to keep: failing rows first, then the rest, in their original order."""
     failing = [i for i, row in enumerate(rows) if "❌" in row]

@@ -273,7 +273,8 @@ def test_drift_check_reads_the_service_log_as_current_data(served, settings, fea
     assert current[PROBABILITY].between(0, 1).all()
 
 
-def test_package_stage_builds_a_labelled_bento_offline(tmp_path, settings):
+def project_with_approved_model(tmp_path, settings) -> tuple[Path, dict[str, str]]:
+    """A project copy whose models/approved holds a freshly trained model, and a clean environment."""
     project = copy_project(tmp_path / "project", exclude_prefixes=(".bentoml", "models/", "logs/"))
     features = load_features(project / settings.features)
     cwd = os.getcwd()
@@ -283,6 +284,11 @@ def test_package_stage_builds_a_labelled_bento_offline(tmp_path, settings):
     finally:
         os.chdir(cwd)
     env = {k: v for k, v in os.environ.items() if k not in {"BENTOML_HOME", "SCORING_MODEL_TAG"}}
+    return project, env
+
+
+def test_package_stage_builds_a_labelled_bento_offline(tmp_path, settings):
+    project, env = project_with_approved_model(tmp_path, settings)
     result = subprocess.run(
         [str(VENV_BIN / "python"), "pipelines/package.py"],
         cwd=project,
@@ -305,15 +311,7 @@ def test_package_stage_builds_a_labelled_bento_offline(tmp_path, settings):
 def test_container_image_builds_with_podman(tmp_path, settings):
     if shutil.which("podman") is None or shutil.which("debootstrap") is None:
         pytest.skip("podman and debootstrap are not installed (apt-get install -y podman debootstrap)")
-    project = copy_project(tmp_path / "project", exclude_prefixes=(".bentoml", "models/", "logs/"))
-    features = load_features(project / settings.features)
-    cwd = os.getcwd()
-    try:
-        os.chdir(project)
-        train_model(settings, features, project / "models" / "approved")
-    finally:
-        os.chdir(cwd)
-    env = {k: v for k, v in os.environ.items() if k not in {"BENTOML_HOME", "SCORING_MODEL_TAG"}}
+    project, env = project_with_approved_model(tmp_path, settings)
     subprocess.run([str(VENV_BIN / "python"), "pipelines/package.py"], cwd=project, env=env, check=True)
     image = "localhost/scoring-test:pytest"
     env.update(PYTHON=str(VENV_BIN / "python"), IMAGE=image, WORK=str(tmp_path / "work"))
