@@ -128,7 +128,7 @@ def expected_check_names() -> set[str]:
     for job_id, job in pr["jobs"].items():
         caller = job.get("name", job_id)
         if "uses" in job:
-            called = yaml.safe_load((ROOT / job["uses"].removeprefix("$/")).read_text(encoding="utf-8"))
+            called = yaml.safe_load((ROOT / job["uses"].removeprefix("./")).read_text(encoding="utf-8"))
             for called_id, called_job in called["jobs"].items():
                 names.add(f"{caller} / {called_job.get('name', called_id)}")
         else:
