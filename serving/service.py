@@ -57,7 +57,7 @@ except ImportError:  # pragma: no cover - exercised in the container image
 
 from german_credit_scoring.contract import load_features  # noqa: E402
 from german_credit_scoring.packaging import MODEL_TAG_ENV  # noqa: E402
-from german_credit_scoring.prediction_log import PredictionLog, utc_now  # noqa: E402
+from german_credit_scoring.prediction_log import PredictionLog, Redactor, utc_now  # noqa: E402
 from german_credit_scoring.scoring import load_scorer  # noqa: E402
 from german_credit_scoring.serving_contract import (  # noqa: E402
     as_columns,
@@ -132,7 +132,11 @@ class _Scoring:
         self.scored = _counter("predictions_scored", "Records scored by the model")
         directory = os.environ.get("PREDICTION_LOG") or SETTINGS.serving.prediction_log
         fmt = os.environ.get("PREDICTION_LOG_FORMAT") or SETTINGS.serving.prediction_log_format
-        self.prediction_log = PredictionLog(directory, fmt, on_error=lambda _: self.log_failures.inc())
+        # identifying contract fields are hashed (keyed) or dropped before they are written
+        redactor = Redactor.from_settings(FEATURES, SETTINGS.monitoring.store)
+        self.prediction_log = PredictionLog(
+            directory, fmt, on_error=lambda _: self.log_failures.inc(), redactor=redactor
+        )
         # What is loaded by now (BentoML, scikit-learn, pandas, the model: ~200k objects) lives as long as
         # the process; freezing it keeps the collector's full passes from scanning it, which otherwise
         # paused a request for 50-90 ms every few 1,000-record batches.

@@ -33,6 +33,8 @@ class FeatureDefinition(BaseModel):
     nullable: bool = False
     transformation: Transformation | None = None
     sensitive: bool = False
+    # identifies a person (a customer number, a name): hashed or dropped before a prediction is logged
+    identifying: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureDefinition:
@@ -89,6 +91,11 @@ class FeatureSet(BaseModel):
     def model_inputs(self, include_sensitive: bool = False) -> list[FeatureDefinition]:
         """The features the model sees: sensitive ones only when explicitly allowed."""
         return [f for f in self.features if include_sensitive or not f.sensitive]
+
+    @property
+    def identifying(self) -> list[str]:
+        """Names of the features that identify a person (never written to a log in clear)."""
+        return [f.name for f in self.features if f.identifying]
 
     @property
     def numeric(self) -> list[FeatureDefinition]:

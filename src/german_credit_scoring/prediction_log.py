@@ -4,10 +4,21 @@ One row per scored record::
 
     {"request_id", "timestamp", "model_version", "inputs": {...}, "outputs": {"probability", "decision"}}
 
-JSON Lines (default) appends to one file per day and process (``predictions-YYYYMMDD-<pid>.jsonl``),
-so several workers never interleave partial lines. Parquet cannot be appended to: each request is
-written as its own small file (``predictions-<utc time>-<pid>-<n>.parquet``). ``read_prediction_log``
-reads a directory of either kind back into one frame with the inputs flattened into columns.
+Rows are partitioned by UTC day and model version, the layout the log store keeps
+(``monitoring.store``)::
+
+    <directory>/date=YYYY-MM-DD/model_version=<version>/part-<host>-<pid>.jsonl
+
+JSON Lines (default) appends to one file per partition and process, so several workers (and pods
+writing to one volume) never interleave partial lines; a day's partition is closed once the day is
+over (``mlops ship-logs`` moves closed partitions to the store). Parquet cannot be appended to: each
+request is written as its own small file (``part-<utc time>-<host>-<pid>-<n>.parquet``).
+``read_prediction_log`` reads a directory of either kind back into one frame with the inputs
+flattened into columns. The record is open to more keys (``reasons``...): readers keep what they know.
+
+Personal data: features the contract marks ``identifying`` are replaced by a keyed hash (HMAC-SHA256
+with the salt in ``$PREDICTION_LOG_SALT``; the same value always gives the same token, so outcomes
+keyed by it still join) or dropped, before anything is written. Without a salt they are dropped.
 
 Writing the log must never fail a prediction: ``PredictionLog.append`` returns ``False`` on error,
 logs the reason and calls ``on_error`` (the service counts it in Prometheus).
@@ -15,10 +26,14 @@ logs the reason and calls ``on_error`` (the service counts it in Prometheus).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import math
 import os
+import re
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -28,6 +43,75 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "parquet")
+HASH_PREFIX = "hmac:"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def partition_value(value: str) -> str:
+    """A model version (or any key) as a safe path segment."""
+    return _UNSAFE.sub("_", str(value)) or "unknown"
+
+
+def partition_dir(directory: Path | str, day: str, model_version: str) -> Path:
+    """``<directory>/date=<YYYY-MM-DD>/model_version=<version>``."""
+    return Path(directory) / f"date={day}" / f"model_version={partition_value(model_version)}"
+
+
+def _host() -> str:
+    return partition_value(os.environ.get("HOSTNAME") or socket.gethostname())
+
+
+def keyed_hash(value: Any, salt: bytes) -> str:
+    """The token an identifying value is logged as: HMAC-SHA256 over its text, keyed by the salt."""
+    digest = hmac.new(salt, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+    return HASH_PREFIX + digest[:32]
+
+
+class Redactor:
+    """Hashes (keyed) or drops the contract's identifying fields of a logged record."""
+
+    def __init__(
+        self, fields: Iterable[str] = (), mode: str = "hash", salt: str | bytes | None = None
+    ) -> None:
+        if mode not in ("hash", "drop"):
+            raise ValueError(f"identifying fields are 'hash'ed or 'drop'ped, not {mode!r}")
+        self.fields = tuple(fields)
+        if mode == "hash" and self.fields and not salt:
+            log.warning(
+                "no salt for the keyed hash of identifying fields %s: they are dropped from the log",
+                list(self.fields),
+            )
+            mode = "drop"
+        self.mode = mode
+        self.salt = salt.encode("utf-8") if isinstance(salt, str) else salt
+
+    @classmethod
+    def from_settings(cls, features, store_settings) -> Redactor:
+        """From the contract (``identifying: true``) and ``monitoring.store`` (mode, salt variable)."""
+        return cls(features.identifying, store_settings.identifying, os.environ.get(store_settings.salt_env))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.fields)
+
+    def redact(self, record: dict[str, Any]) -> dict[str, Any]:
+        if not self.fields:
+            return record
+        out = dict(record)
+        for name in self.fields:
+            if name not in out:
+                continue
+            if self.mode == "drop" or out[name] is None:
+                out.pop(name)
+            else:
+                out[name] = keyed_hash(out[name], self.salt or b"")
+        return out
+
+    def redact_json(self, inputs_json: Sequence[bytes]) -> list[bytes]:
+        return [
+            json.dumps(self.redact(json.loads(item)), separators=(",", ":")).encode("utf-8")
+            for item in inputs_json
+        ]
 
 
 def utc_now() -> str:
@@ -83,37 +167,47 @@ def jsonl_text(
 
 
 class PredictionLog:
-    """A local directory sink; thread-safe within a process, one file per process across workers."""
+    """A local directory sink, partitioned by day and model version; thread-safe within a process,
+    one file per partition and process across workers."""
 
     def __init__(
         self,
         directory: Path | str,
         fmt: str = "jsonl",
         on_error: Callable[[Exception], None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"prediction log format {fmt!r} is not one of {FORMATS}")
         self.directory = Path(directory)
         self.format = fmt
         self.on_error = on_error
+        self.redactor = redactor or Redactor()
         self._lock = threading.Lock()
         self._sequence = 0
+        self._made: set[Path] = set()
 
-    def _jsonl_path(self) -> Path:
-        day = datetime.now(UTC).strftime("%Y%m%d")
-        return self.directory / f"predictions-{day}-{os.getpid()}.jsonl"
+    def _partition(self, model_version: str, timestamp: str | None = None) -> Path:
+        day = (timestamp or utc_now())[:10]
+        folder = partition_dir(self.directory, day, model_version)
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        return folder
 
-    def _append_jsonl(self, text: bytes) -> None:
+    def _append_jsonl(self, text: bytes, model_version: str, timestamp: str | None) -> None:
         """One write of whole lines per request: workers have their own files, threads take the lock."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self._jsonl_path(), "ab") as handle:
+        path = self._partition(model_version, timestamp) / f"part-{_host()}-{os.getpid()}.jsonl"
+        with self._lock, open(path, "ab") as handle:
             handle.write(text)
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.redactor.active:
+            rows = [{**row, "inputs": self.redactor.redact(row.get("inputs") or {})} for row in rows]
+        version, stamp_text = str(rows[0].get("model_version", "")), rows[0].get("timestamp")
         if self.format == "jsonl":
             text = "".join(json.dumps(row, separators=(",", ":"), allow_nan=False) + "\n" for row in rows)
-            self._append_jsonl(text.encode("utf-8"))
+            self._append_jsonl(text.encode("utf-8"), version, stamp_text)
             return
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -122,7 +216,8 @@ class PredictionLog:
             self._sequence += 1
             sequence = self._sequence
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        final = self.directory / f"predictions-{stamp}-{os.getpid()}-{sequence}.parquet"
+        folder = self._partition(version, stamp_text)
+        final = folder / f"part-{stamp}-{_host()}-{os.getpid()}-{sequence}.parquet"
         partial = final.with_name(f".{final.name}.tmp")
         pq.write_table(pa.Table.from_pylist(rows), partial)
         os.replace(partial, final)  # readers never see half a file
@@ -147,14 +242,15 @@ class PredictionLog:
             return True
 
         def write() -> None:
+            records = self.redactor.redact_json(inputs_json) if self.redactor.active else inputs_json
             if self.format == "jsonl":
-                text = jsonl_text(request_id, model_version, timestamp, inputs_json, probabilities, decisions)
-                self._append_jsonl(text)
+                text = jsonl_text(request_id, model_version, timestamp, records, probabilities, decisions)
+                self._append_jsonl(text, model_version, timestamp)
                 return
             outputs = [
                 {"probability": p, "decision": d} for p, d in zip(probabilities, decisions, strict=True)
             ]
-            inputs = [json.loads(item) for item in inputs_json]
+            inputs = [json.loads(item) for item in records]
             self._write(make_rows(request_id, model_version, inputs, outputs, timestamp))
 
         return self._guarded(len(inputs_json), write)
@@ -173,25 +269,36 @@ class PredictionLog:
             return False
 
 
+def log_files(directory: Path | str) -> list[Path]:
+    """Every log file under ``directory`` (any depth: partitioned or the older flat layout), sorted."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix in (".jsonl", ".parquet")
+    )
+
+
 def read_prediction_log(directory: Path | str):
     """Every row logged under ``directory`` as a frame: request_id, timestamp, model_version,
     probability, decision and one column per input feature. Unreadable lines are skipped and logged."""
     import pandas as pd
 
-    directory = Path(directory)
     rows: list[dict[str, Any]] = []
-    if directory.is_dir():
-        for path in sorted(directory.glob("predictions-*.jsonl")):
-            with open(path, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        log.warning("%s:%d: not a JSON line, skipped", path, number)
-        for path in sorted(directory.glob("predictions-*.parquet")):
+    for path in log_files(directory):
+        if path.suffix == ".parquet":
             rows.extend(pd.read_parquet(path).to_dict("records"))
+            continue
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    log.warning("%s:%d: not a JSON line, skipped", path, number)
     flat = [
         {
             "request_id": row.get("request_id"),

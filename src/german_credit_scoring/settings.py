@@ -79,6 +79,16 @@ class SplitSettings(Frozen):
     test_size: Annotated[float, Field(gt=0, lt=1)] = 0.25
     seed: int = 42
     stratify: bool = True
+    # random: a seeded (stratified) shuffle; time: the newest rows by time_column are the test set
+    # (out-of-time validation)
+    method: Literal["random", "time"] = "random"
+    time_column: str | None = None
+
+    @model_validator(mode="after")
+    def _time_column_for_time_split(self) -> SplitSettings:
+        if self.method == "time" and not self.time_column:
+            raise ValueError("split.method 'time' needs split.time_column (the column ordering rows in time)")
+        return self
 
 
 class ValidationSettings(Frozen):
@@ -148,6 +158,10 @@ class GateSettings(Frozen):
     max_model_size_mb: Annotated[float, Field(gt=0)] | None = None
     # Git refs tried in order for the production model's metrics (main is production).
     baseline_refs: list[str] = Field(default_factory=lambda: ["origin/main", "main"])
+    # Which value of a fairness figure max_fairness/min_fairness judge: the point estimate (estimate),
+    # the end of its confidence interval most favourable to the model (benefit_of_doubt: a small group
+    # fails the gate only when the evidence is clear) or the least favourable (burden_of_proof).
+    fairness_interval: Literal["estimate", "benefit_of_doubt", "burden_of_proof"] = "estimate"
 
 
 class DriftSettings(Frozen):
@@ -171,6 +185,87 @@ class ServingSettings(Frozen):
     image_registry: str = "ghcr.io"
 
 
+class LogStoreSettings(Frozen):
+    """Where shipped prediction logs and outcomes live, and how long."""
+
+    # a local folder (the default) or an fsspec URL: s3://bucket/prefix, gs://..., az://... (extras)
+    url: str = "logs/store"
+    retention_days: Annotated[int, Field(ge=1)] = 90
+    # contract features marked identifying: hashed with a keyed hash (salt from salt_env) or dropped
+    identifying: Literal["hash", "drop"] = "hash"
+    salt_env: str = "PREDICTION_LOG_SALT"
+
+
+class WindowSettings(Frozen):
+    """Which logged days the drift check reads: the last ``days`` or every day since the last check."""
+
+    mode: Literal["days", "since_last"] = "days"
+    days: Annotated[int, Field(ge=1)] = 7
+
+
+class LabelSettings(Frozen):
+    """Outcomes (``mlops labels``) and production performance."""
+
+    # a prediction's outcome is known only after this many days (a default needs time to happen)
+    maturity_days: Annotated[int, Field(ge=0)] = 0
+    # an outcome arriving later than this after its prediction is counted as late (still used)
+    late_after_days: Annotated[int, Field(ge=0)] = 365
+    # two different labels for one prediction: keep the latest file's, or use neither
+    conflict: Literal["latest", "drop"] = "drop"
+    window_days: Annotated[int, Field(ge=1)] = 30
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    bootstrap: Annotated[int, Field(ge=50)] = 400
+    seed: int = 0
+
+
+class TriggerSettings(Frozen):
+    """When a retraining pull request is opened; each trigger can be switched off with null/false."""
+
+    feature_drift: bool = True
+    prediction_drift: bool = True
+    performance_metric: Literal["roc_auc", "recall", "expected_cost"] = "roc_auc"
+    # fires when the whole confidence interval of the window's metric is worse than test by this much
+    max_performance_drop: Annotated[float, Field(ge=0)] | None = 0.05
+    # fires when the lower bound of the production demographic parity difference exceeds this
+    max_fairness_gap: Annotated[float, Field(ge=0, le=1)] | None = 0.30
+    min_new_labelled_rows: Annotated[int, Field(ge=1)] | None = 500
+    max_model_age_days: Annotated[int, Field(ge=1)] | None = 180
+
+
+class MonitoringSettings(Frozen):
+    store: LogStoreSettings = LogStoreSettings()
+    window: WindowSettings = WindowSettings()
+    labels: LabelSettings = LabelSettings()
+    triggers: TriggerSettings = TriggerSettings()
+
+
+class ProxySettings(Frozen):
+    """Proxy analysis: how well the model's inputs predict each protected attribute (cross-validated)."""
+
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    max_rows: Annotated[int, Field(ge=50)] = 20_000  # a seeded sample above this (the AUC is stable)
+    top_features: Annotated[int, Field(ge=1)] = 5
+
+
+class FairnessSettings(Frozen):
+    """Fairness beyond parity (intervals, calibration per group, proxies) and mitigation."""
+
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    bootstrap: Annotated[int, Field(ge=100)] = 1000
+    seed: int = 0
+    calibration_min_rows: Annotated[int, Field(ge=1)] = 10  # a group's bin below this is not judged
+    proxy: ProxySettings = ProxySettings()
+    # Applied to the candidate in training (it must stay servable): none | reweighing |
+    # exponentiated_gradient. correlation_remover and threshold_optimizer need the protected
+    # attribute at prediction time and are offered for comparison only (compare_variants).
+    mitigation: Literal["none", "reweighing", "exponentiated_gradient"] = "none"
+    constraint: Literal["demographic_parity", "equalized_odds"] = "demographic_parity"
+    # Variants `mlops compare` trains beside the candidate on the same rows, for review.
+    compare_variants: list[
+        Literal["reweighing", "correlation_remover", "exponentiated_gradient", "threshold_optimizer"]
+    ] = Field(default_factory=list)
+
+
 class Settings(Frozen):
     project: ProjectSettings
     data: DataSettings
@@ -182,6 +277,8 @@ class Settings(Frozen):
     gate: GateSettings = GateSettings()
     drift: DriftSettings = DriftSettings()
     serving: ServingSettings = ServingSettings()
+    fairness: FairnessSettings = FairnessSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @field_validator("features")
     @classmethod

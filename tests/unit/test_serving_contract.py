@@ -154,7 +154,7 @@ def test_prediction_log_round_trip(tmp_path, fmt):
     assert sorted(frame["request_id"]) == ["r1", "r1", "r2"]
     assert set(frame.columns) >= {"timestamp", "model_version", "probability", "decision", "class"}
     if fmt == "jsonl":
-        line = json.loads(next((tmp_path / "log").glob("*.jsonl")).read_text().splitlines()[0])
+        line = json.loads(next((tmp_path / "log").rglob("*.jsonl")).read_text().splitlines()[0])
         assert set(line) == {"request_id", "timestamp", "model_version", "inputs", "outputs"}
         assert set(line["outputs"]) == {"probability", "decision"}
 
@@ -187,7 +187,7 @@ def test_fast_request_log_writes_the_rows_make_rows_describes(tmp_path, record_m
         "2024-01-01T00:00:00.000Z",
     )
     if fmt == "jsonl":
-        lines = next((tmp_path / "log").glob("*.jsonl")).read_text().splitlines()
+        lines = next((tmp_path / "log").rglob("*.jsonl")).read_text().splitlines()
         assert [json.loads(line) for line in lines] == expected
     frame = read_prediction_log(tmp_path / "log")
     assert list(frame["probability"]) == probabilities and list(frame["decision"]) == decisions

@@ -1,1 +1,0 @@
-../../benchmarks/drift_benchmark.py

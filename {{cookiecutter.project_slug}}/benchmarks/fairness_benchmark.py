@@ -1,1 +1,0 @@
-../../benchmarks/fairness_benchmark.py

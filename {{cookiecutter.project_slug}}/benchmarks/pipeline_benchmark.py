@@ -1,1 +1,0 @@
-../../benchmarks/pipeline_benchmark.py

@@ -1,1 +1,0 @@
-../../benchmarks/serving_benchmark.py

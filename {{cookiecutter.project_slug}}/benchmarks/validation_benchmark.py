@@ -1,1 +1,0 @@
-../../benchmarks/validation_benchmark.py

@@ -1,1 +1,0 @@
-../../serving/__init__.py

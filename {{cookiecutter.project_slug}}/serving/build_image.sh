@@ -1,1 +1,0 @@
-../../serving/build_image.sh

@@ -1,1 +1,0 @@
-../../serving/service.py

@@ -1,1 +1,0 @@
-../../../src/german_credit_scoring/data.py

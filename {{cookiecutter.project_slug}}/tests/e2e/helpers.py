@@ -1,1 +1,0 @@
-../../../tests/e2e/helpers.py

@@ -1,1 +1,0 @@
-../../../tests/unit/__init__.py
