@@ -158,3 +158,146 @@ def test_ruleset_protects_main():
 def test_readme_tells_how_to_apply_the_ruleset():
     readme = (ROOT / "governance" / "README.md").read_text(encoding="utf-8")
     assert "gh api -X POST repos/OWNER/REPO/rulesets --input governance/ruleset.json" in readme
+
+
+# --- risk tiers and the ruleset: who may merge what (GitHub's rules evaluated, not the text read) ----
+
+from german_credit_scoring.governance import policy  # noqa: E402
+from german_credit_scoring.governance.owners import load_teams  # noqa: E402
+
+TIERS = ROOT / "governance" / "tiers.yaml"
+
+
+def rules_for(tier: str) -> tuple[dict, str, dict[int, str]]:
+    """The ruleset and CODEOWNERS `mlops codeowners --write` generates for ``tier``, and id -> team."""
+    files = policy.generated_files(OWNERS, TIERS, ROOT / "params.yaml", RULESET, tier=tier)
+    handles, ids = load_teams(OWNERS)
+    return (
+        json.loads(files[RULESET]),
+        files[policy.CODEOWNERS_FILE],
+        {team_id: handles[role] for role, team_id in ids.items()},
+    )
+
+
+def members(*roles: str) -> dict[str, list[str]]:
+    """One approving user per role (``@alice-model_risk``), member of that role's team."""
+    return {f"@user-{role}-{i}": [teams()[role]] for i, role in enumerate(roles)}
+
+
+def blockers(tier: str, files: list[str], approvals: dict[str, list[str]], author: str | None = None):
+    ruleset, codeowners, by_id = rules_for(tier)
+    return policy.merge_blockers(files, approvals, ruleset, codeowners, by_id, author=author)
+
+
+def test_committed_ruleset_is_the_one_for_the_projects_tier(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert policy.codeowners_cli(["--check"]) == 0, capsys.readouterr().err
+    tier = policy.project_tier(ROOT / "params.yaml")
+    assert json.loads(RULESET.read_text()) == rules_for(tier)[0]
+
+
+def test_a_two_owner_codeowners_line_alone_lets_either_team_approve():
+    # the hole the ruleset closes: with code-owner review only, platform alone approves the gate code
+    _, codeowners, by_id = rules_for("high")
+    bare = {"rules": [{"type": "pull_request", "parameters": {"require_code_owner_review": True}}]}
+    gate_code = ["src/german_credit_scoring/gate.py"]
+    assert policy.merge_blockers(gate_code, members("platform"), bare, codeowners, by_id) == []
+    assert policy.merge_blockers(gate_code, members("model_risk"), bare, codeowners, by_id) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["pipelines/gate.py", "src/german_credit_scoring/gate.py", "src/german_credit_scoring/governance/policy.py",
+     ".github/workflows/gate.yml"],
+)  # fmt: skip
+def test_high_tier_gate_code_needs_model_risk_and_platform(path):
+    missing_risk = blockers("high", [path], members("platform", "platform"))
+    assert any(teams()["model_risk"] in b and "required reviewers" in b for b in missing_risk)
+    missing_platform = blockers("high", [path], members("model_risk", "model_risk"))
+    assert any(teams()["platform"] in b for b in missing_platform)
+    assert blockers("high", [path], members("model_risk", "platform")) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "code_owner"),
+    [("params.yaml", "model_risk"), ("dvc.yaml", "platform"), ("dvc.lock", "model_risk"),
+     ("metrics/evaluate.json", "model_risk")],
+)  # fmt: skip
+def test_promotion_inputs_need_model_risk_in_every_tier_that_requires_it(path, code_owner):
+    for tier in ("medium", "high"):
+        refused = blockers(tier, [path], members("platform", "data"))
+        assert any(teams()["model_risk"] in b for b in refused), (tier, refused)
+    assert blockers("medium", [path], members("model_risk", code_owner)) == []
+    # high: two approvals, one of them model risk
+    assert "needs 2 approving reviews, has 1" in blockers("high", [path], members("model_risk"))
+    assert blockers("high", [path], members("model_risk", "data", code_owner)) == []
+
+
+def test_tier_changes_the_approval_count_and_required_teams():
+    counts = {t: rules_for(t)[0]["rules"] for t in ("low", "medium", "high")}
+    pulls = {
+        t: next(r["parameters"] for r in rules if r["type"] == "pull_request") for t, rules in counts.items()
+    }
+    assert [pulls[t]["required_approving_review_count"] for t in ("low", "medium", "high")] == [1, 1, 2]
+    assert pulls["low"]["required_reviewers"] == []
+    # low tier: dvc.yaml (platform-owned) merges with one platform approval; medium and high refuse it
+    assert blockers("low", ["dvc.yaml"], members("platform")) == []
+    assert blockers("medium", ["dvc.yaml"], members("platform"))
+
+
+def test_authors_own_approval_does_not_count():
+    approvals = members("model_risk", "platform")
+    author = next(iter(approvals))
+    refused = blockers("high", ["params.yaml"], approvals, author=author)
+    assert "needs 2 approving reviews, has 1" in refused
+
+
+def test_ordinary_code_needs_only_its_code_owner():
+    assert blockers("high", ["README.md", "serving/service.py"], members("platform", "data")) == []
+    assert any("README.md" in b for b in blockers("high", ["README.md"], members("data", "model_risk")))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("params.yaml", "params.yaml", True),
+        ("params.yaml", "sub/params.yaml", True),  # no slash: any depth (gitignore)
+        ("/params.yaml", "sub/params.yaml", False),
+        ("src/**/gate.py", "src/pkg/gate.py", True),
+        ("src/**/gate.py", "src/gate.py", True),
+        ("src/**/gate.py", "tests/src/pkg/gate.py", False),
+        ("metrics/**", "metrics/evaluate.json", True),
+        ("/models/", "models/approved/model.joblib", True),
+        ("/models/", "src/models/x.py", False),
+        ("*", "anything/at/all", True),
+        ("docs/*", "docs/a.md", True),
+        ("docs/*", "docs/a/b.md", True),  # a directory match covers what is below it
+    ],
+)
+def test_patterns_follow_gitignore_rules(pattern, path, expected):
+    assert policy.matches(pattern, path) is expected
+
+
+def test_every_tier_is_defined_and_names_known_checks_and_groups(tmp_path):
+    tiers = policy.load_tiers(TIERS)
+    assert set(tiers.tiers) == {"low", "medium", "high"}
+    assert tiers.policy("high").named_approver == "model_risk"
+    assert set(tiers.policy("low").mandatory_checks) < set(tiers.policy("high").mandatory_checks)
+    bad = tmp_path / "tiers.yaml"
+    bad.write_text(TIERS.read_text().replace("paths: gate_code", "paths: nowhere"))
+    with pytest.raises(policy.SettingsError, match=r"tiers\.high\.required_reviewers\[1\]\.paths.*'nowhere'"):
+        policy.load_tiers(bad)
+    bad.write_text(TIERS.read_text().replace("[metric]", "[metric, vibes]"))
+    with pytest.raises(policy.SettingsError, match=r"tiers\.low\.mandatory_checks"):
+        policy.load_tiers(bad)
+
+
+def test_a_required_team_without_an_id_is_a_clear_error(tmp_path):
+    owners = tmp_path / "owners.yaml"
+    owners.write_text(OWNERS.read_text().replace("  platform: 1000003\n", ""))
+    (tmp_path / "tiers.yaml").write_text(TIERS.read_text())
+    (tmp_path / "ruleset.json").write_text(RULESET.read_text())
+    with pytest.raises(policy.SettingsError, match=r"team_ids\.platform"):
+        policy.generated_files(
+            owners, tmp_path / "tiers.yaml", ROOT / "params.yaml", tmp_path / "ruleset.json", "high"
+        )

@@ -46,9 +46,11 @@ def load_owners(path: Path = OWNERS_FILE) -> list[Rule]:
         raise SettingsError(
             f"{path}: expected a mapping with 'teams' (role: '@org/team'), 'default' and 'paths'"
         )
-    unknown = set(raw) - {"teams", "default", "paths"}
+    unknown = set(raw) - {"teams", "team_ids", "default", "paths"}
     if unknown:
-        raise SettingsError(f"{path}: unknown keys {sorted(unknown)} (expected teams, default, paths)")
+        raise SettingsError(
+            f"{path}: unknown keys {sorted(unknown)} (expected teams, team_ids, default, paths)"
+        )
 
     teams: dict[str, str] = {}
     for role, handle in raw["teams"].items():
@@ -85,6 +87,22 @@ def load_owners(path: Path = OWNERS_FILE) -> list[Rule]:
             )
         rules.append(Rule(_anchor(pattern), resolve(entry["owners"], f"{where}.owners")))
     return rules
+
+
+def load_teams(path: Path = OWNERS_FILE) -> tuple[dict[str, str], dict[str, int]]:
+    """``(role -> @handle, role -> GitHub team id)``; the ids are what a ruleset's required reviewers name."""
+    load_owners(path)  # validates the file
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    teams = {str(role): str(handle) for role, handle in raw["teams"].items()}
+    ids = raw.get("team_ids") or {}
+    if not isinstance(ids, dict):
+        raise SettingsError(f"{path}: team_ids must map roles to GitHub team ids (integers)")
+    for role, team_id in ids.items():
+        if role not in teams:
+            raise SettingsError(f"{path}: team_ids.{role} names an unknown role; known: {sorted(teams)}")
+        if isinstance(team_id, bool) or not isinstance(team_id, int) or team_id <= 0:
+            raise SettingsError(f"{path}: team_ids.{role} must be a positive integer, got {team_id!r}")
+    return teams, {str(k): int(v) for k, v in ids.items()}
 
 
 def _anchor(pattern: str) -> str:
