@@ -1,24 +1,22 @@
 """DVC stage `gate`: apply the promotion policy; only a passing candidate replaces models/approved."""
 
 import logging
-import subprocess
+import time
 
 import joblib
 
-from german_credit_scoring import gate, io, paths
+from german_credit_scoring import gate, io, paths, runs
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import model_frame, read_table
 from german_credit_scoring.errors import DataError
+from german_credit_scoring.governance.card import write_card
+from german_credit_scoring.governance.policy import load_tiers
+from german_credit_scoring.governance.production import load_production
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import CheckFailed, entry
 
 log = logging.getLogger("german_credit_scoring.gate")
 LATENCY_ROWS = 200
-
-
-def git_commit() -> str | None:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return out.stdout.strip() or None
 
 
 def require(*files):
@@ -35,6 +33,9 @@ def main() -> None:
     fairness = io.read_json(paths.FAIRNESS_METRICS)
     meta = io.read_json(paths.CANDIDATE_META) if paths.CANDIDATE_META.exists() else {}
     baseline_ref, baseline = gate.read_baseline(policy.baseline_refs, str(paths.EVALUATE_METRICS))
+    tier = settings.project.risk_tier
+    mandatory = load_tiers().policy(tier).mandatory_checks
+    in_production = load_production().current is not None
 
     latencies = None
     if policy.max_latency_p95_ms is not None:
@@ -47,7 +48,12 @@ def main() -> None:
             include_sensitive=settings.data.use_protected_as_features,
         )
         rows = [frame.iloc[[i]] for i in range(len(frame))]
+        cpu = time.process_time()
         latencies = gate.measure_latency(pipeline.predict_proba, rows)
+        cpu_ms = (time.process_time() - cpu) * 1000 / (len(rows) * gate.LATENCY_REPEATS)
+        figures = gate.latency_summary(latencies, cpu_ms, policy.max_latency_p95_ms)
+        runs.record("gate", latency=figures)  # volatile: a run fact, never in metrics/gate.json
+        log.info("latency per record (best of %d): %s", gate.LATENCY_REPEATS, figures)
 
     result = gate.evaluate_gate(
         policy,
@@ -58,15 +64,22 @@ def main() -> None:
         baseline_ref=baseline_ref,
         latencies_ms=latencies,
         size_bytes=paths.CANDIDATE_MODEL.stat().st_size,
+        mandatory=mandatory,
+        risk_tier=tier,
+        in_production=in_production,
+        record_latency=False,
     )
     io.write_json(paths.GATE_RESULT, result.to_dict())
-    io.write_text(paths.GATE_MD, gate.render_markdown(result, baseline_ref, promoted=result.passed))
+    card = write_card(settings, result.to_dict())
+    io.write_text(
+        paths.GATE_MD, gate.render_markdown(result, baseline_ref, promoted=result.passed, card=card)
+    )
     if not result.passed:
         names = ", ".join(check.name for check in result.failed)
         raise CheckFailed(
             f"{len(result.failed)} gate checks failed ({names}); models/approved left unchanged"
         )
-    gate.promote(paths.CANDIDATE_DIR, paths.APPROVED_DIR, gate.approval_record(result, git_commit()))
+    gate.promote(paths.CANDIDATE_DIR, paths.APPROVED_DIR, gate.approval_record(result))
     log.info("model %s approved", result.model_version)
 
 

@@ -2,7 +2,7 @@
 
 import joblib
 
-from german_credit_scoring import io, paths
+from german_credit_scoring import io, paths, runs
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import read_table
 from german_credit_scoring.markdown import render
@@ -56,9 +56,8 @@ def main() -> None:
         negative_label_of(train[settings.data.target], settings.data.positive_label),
         hashes,
         metrics,
-        run,
-        git,
     )
+    runs.record("train", mlflow=run, model_version=version)
     io.write_with(paths.CANDIDATE_MODEL, lambda p: p.write_bytes(blob))
     io.write_json(paths.CANDIDATE_META, meta)
     io.write_json(paths.TRAIN_METRICS, metrics)

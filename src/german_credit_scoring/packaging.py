@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +40,15 @@ def tag_version(version: str) -> str:
     return cleaned[:63].lower() or "unversioned"
 
 
-def git_commit(default: str = "unknown") -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-        return out.stdout.strip() or default
-    except (OSError, subprocess.SubprocessError):
-        return default
-
-
 def bento_labels(meta: dict[str, Any]) -> dict[str, str]:
-    """Labels carried by the model and the bento: what was trained, from which code and which data."""
+    """Labels carried by the model and the bento: what was trained, on which data.
+
+    The commit is not among them: the bento record is a DVC output and must not change with the commit a
+    run happens at. The image built from the bento carries the commit (`mlops handover labels`).
+    """
     hashes = meta.get("data_hashes") or {}
     return {
         "model_version": str(meta["version"]),
-        "git_commit": str(meta.get("git_commit") or git_commit()),
         "data_hashes": json.dumps(hashes, sort_keys=True, separators=(",", ":")),
         "target": str(meta["target"]),
         "positive_label": str(meta["positive_label"]),
@@ -157,5 +149,6 @@ def package(settings, bentofile: Path | str = BENTOFILE) -> dict[str, Any]:
     model = import_model(source, settings.project.slug, settings.features, observed_labels(settings))
     os.environ[MODEL_TAG_ENV] = str(model.tag)  # the service references this model at class level
     labels = {**model.info.labels, "approval": approval}
-    bento = build_bento(bentofile, labels)
+    # the bento's version is the model's: the same approved model always gives the same bento tag
+    bento = build_bento(bentofile, labels, version=tag_version(str(read_metadata(source)["version"])))
     return bento_record(bento, model)

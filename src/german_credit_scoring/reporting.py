@@ -272,8 +272,36 @@ def load_section(stage: str, reports_dir: Path = REPORTS_DIR) -> Section:
         return Section(stage, title, None, str(source), "⏭️ not run")
     body = source.read_text(encoding="utf-8")
     body, has_heading = normalise_headings(strip_remote_images(body))
+    facts = run_facts(RUN_RECORD_OF.get(stage, stage))
+    if facts:
+        body = body.rstrip("\n") + "\n\n" + facts + "\n"
     verdict = _json_verdict(verdict_files) or "ran"
     return Section(stage, title, body, str(source), verdict, has_heading)
+
+
+# report section -> the stage whose run record (runs/<stage>.json) it shows
+RUN_RECORD_OF = {"validation": "validate"}
+
+
+def run_facts(stage: str, runs_dir: Path | None = None) -> str:
+    """One line of this run's volatile facts (duration, commit, MLflow run), which no DVC output holds."""
+    from german_credit_scoring import runs
+
+    record = runs.read(stage, runs_dir)
+    if record is None:
+        return ""
+    parts = []
+    if record.seconds is not None:
+        parts.append(f"ran in {record.seconds:.1f} s")
+    if record.git_commit:
+        dirty = " with uncommitted changes" if record.git_dirty else ""
+        parts.append(f"at commit `{record.git_commit[:12]}`{dirty}")
+    mlflow = record.facts.get("mlflow") or {}
+    if mlflow.get("run_id"):
+        run_id = f"`{mlflow['run_id']}`"
+        link = f"[{run_id}]({mlflow['run_url']})" if mlflow.get("run_url") else run_id
+        parts.append(f"MLflow run {link} in experiment `{mlflow.get('experiment', '')}`")
+    return f"<sub>Run: {'; '.join(parts)}.</sub>" if parts else ""
 
 
 def render_comment(

@@ -27,17 +27,28 @@ def configure_logging() -> None:
 
 def run(main: Callable[[], None], name: str) -> int:
     """Run a stage's main function and turn the project's errors into exit codes and messages."""
+    import time
+
+    from german_credit_scoring import runs
+
     configure_logging()
+    runs.start(name)
+    started = time.perf_counter()
+    code = EXIT_OK
     try:
         main()
     except CheckFailed as failure:
         log.error("%s failed: %s", name, failure)
-        return EXIT_FAILED_CHECK
+        code = EXIT_FAILED_CHECK
     except ProjectError as error:
         log.error("%s cannot run: %s", name, error)
-        return EXIT_BAD_INPUT
-    log.info("%s done", name)
-    return EXIT_OK
+        code = EXIT_BAD_INPUT
+    finally:
+        runs.record(name, finished_at=runs.now(), seconds=round(time.perf_counter() - started, 3))
+    runs.record(name, exit_code=code)
+    if code == EXIT_OK:
+        log.info("%s done", name)
+    return code
 
 
 def entry(main: Callable[[], None], name: str) -> None:

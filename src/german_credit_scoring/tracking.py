@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from german_credit_scoring import runs
 from german_credit_scoring.errors import ProjectError
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,40 @@ def existing_version(client, name: str, model_uri: str):
     return None
 
 
+def logged_model_uri(model_version: str, experiment: str) -> str:
+    """The MLflow model logged when this model version was trained.
+
+    From this checkout's run record (``runs/train.json``) when it trained the model, else found in the
+    tracking store by the run's ``model_version`` tag (main registers what a pull request trained).
+    """
+    from german_credit_scoring import runs
+
+    record = runs.read("train")
+    if record and record.facts.get("model_version") == model_version:
+        uri = (record.facts.get("mlflow") or {}).get("model_uri")
+        if uri:
+            return str(uri)
+    quiet_mlflow()
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    found = mlflow.search_logged_models(
+        experiment_ids=[
+            e.experiment_id for e in mlflow.search_experiments(filter_string=f"name = '{experiment}'")
+        ]
+        or ["0"],
+        output_format="list",
+    )
+    for logged in found:
+        run_id = getattr(logged, "source_run_id", None)
+        if run_id and mlflow.get_run(run_id).data.tags.get("model_version") == model_version:
+            return f"models:/{logged.model_id}"
+    raise ProjectError(
+        f"no MLflow model logged for model version {model_version} in experiment {experiment!r} "
+        f"at {redact(tracking_uri())} (was it trained against this tracking store?)"
+    )
+
+
 def register_cli(argv: list[str]) -> int:
     """`mlops register`: the approved model into the registry under the project slug, alias challenger."""
     from german_credit_scoring import io, paths
@@ -180,17 +215,13 @@ def register_cli(argv: list[str]) -> int:
         if not meta_path.is_file():
             raise ProjectError(f"{meta_path}: no model metadata (run the pipeline through the gate first)")
         meta = io.read_json(meta_path)
-        run = meta.get("mlflow") or {}
-        if not run.get("model_uri"):
-            raise ProjectError(f"{meta_path}: no MLflow model URI recorded (was the model trained here?)")
         settings = load_settings()
+        model_uri = logged_model_uri(str(meta["version"]), settings.project.slug)
         name = args.name or settings.project.slug
         aliases = args.alias or ["challenger"]
+        commit = os.environ.get("GITHUB_SHA") or (runs.git_state()[0] or "unknown")
         registry_version = register(
-            run["model_uri"],
-            name,
-            aliases,
-            {"model_version": str(meta["version"]), "git_commit": str(meta.get("git_commit", "unknown"))},
+            model_uri, name, aliases, {"model_version": str(meta["version"]), "git_commit": commit}
         )
     except ProjectError as error:
         print(f"mlops register: {error}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +125,12 @@ def metadata(
     negative_label: str,
     hashes: dict[str, str],
     metrics: dict[str, Any],
-    run: dict[str, Any],
-    git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """What the model directory says about itself: a function of the stage's inputs only.
+
+    When, at which commit and in which MLflow run it was trained are run facts (``runs/train.json`` and
+    the MLflow run's tags), kept out of this DVC output so that reproducing the stage gives the same bytes.
+    """
     include = settings.data.use_protected_as_features
     return {
         "version": version,
@@ -142,12 +144,9 @@ def metadata(
         "classes": [negative_label, settings.data.positive_label],
         "features": [f.name for f in features.model_inputs(include)],
         "sensitive_features": [f.name for f in features.features if f.sensitive],
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **(git if git is not None else git_state()),
         "data_hashes": hashes,
         "size_bytes": size_bytes,
         "train_metrics": metrics,
-        "mlflow": run,
     }
 
 

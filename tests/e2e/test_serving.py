@@ -300,7 +300,8 @@ def test_package_stage_builds_a_labelled_bento_offline(tmp_path, settings):
     record = json.loads((project / "models" / "bento.json").read_text())
     assert record["model"] == f"{settings.project.slug}:e2e-1"
     assert record["labels"]["model_version"] == "e2e-1"
-    assert record["labels"]["git_commit"] == "0" * 40
+    assert record["bento"] == f"{settings.project.slug}:e2e-1"  # the bento's version is the model's
+    assert "git_commit" not in record["labels"]  # the image, not the DVC output, carries the commit
     assert settings.data.path.name in record["labels"]["data_hashes"]
     bento_dir = project / record["bento_path"]
     assert (bento_dir / "bento.yaml").is_file() and (bento_dir / "env" / "docker" / "Dockerfile").is_file()

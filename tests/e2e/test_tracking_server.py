@@ -72,9 +72,10 @@ def test_pipeline_logs_to_the_server_and_registers_the_challenger(server, tmp_pa
     assert not (project / "mlflow.db").exists()  # nothing went to the embedded store
 
     meta = json.loads((project / "models/approved/model.json").read_text())
-    assert meta["mlflow"]["tracking_uri"] == server
+    run_record = json.loads((project / "runs/train.json").read_text())["facts"]["mlflow"]
+    assert run_record["tracking_uri"] == server
     client = MlflowClient(tracking_uri=server)
-    logged = client.get_run(meta["mlflow"]["run_id"])
+    logged = client.get_run(run_record["run_id"])
     assert logged.data.tags["model_version"] == meta["version"]
     assert "train_roc_auc" in logged.data.metrics
 
@@ -82,6 +83,16 @@ def test_pipeline_logs_to_the_server_and_registers_the_challenger(server, tmp_pa
     assert registered.returncode == 0, registered.stdout + registered.stderr
     challenger = client.get_model_version_by_alias(settings.project.slug, "challenger")
     assert challenger.tags["model_version"] == meta["version"]
+
+    # main registers what the pull request trained: without this checkout's run record, the logged
+    # model is found in the tracking store by its model_version tag
+    (project / "runs/train.json").unlink()
+    again = run(
+        project, sys.executable, "-m", "german_credit_scoring.cli", "register", "--alias", "champion", env=env
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    champion = client.get_model_version_by_alias(settings.project.slug, "champion")
+    assert champion.version == challenger.version
 
 
 def test_without_a_server_runs_go_to_the_embedded_store(tmp_path):
