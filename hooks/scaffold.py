@@ -1,13 +1,16 @@
-"""The project is its own cookiecutter template: mirror it, and re-aim a copy at another team's data.
+"""Template machinery: turn a copy of this project into another team's project (never shipped in one).
 
-Two jobs, both stdlib + PyYAML only because cookiecutter's hooks run with cookiecutter's own Python:
+The repository root is the working reference project; cookiecutter's ``{{cookiecutter.project_slug}}/``
+folder holds only a placeholder. The pre-generation hook finds the template checkout from what
+cookiecutter and cruft put in the context (``_repo_dir``; ``_template`` and ``_commit``), copies its
+git-tracked files minus this machinery into the new project, renames them and re-aims them at the
+team's data; the post-generation hook removes the placeholder and makes the first commit.
 
-* ``sync-template`` / ``check-template``: the ``{{cookiecutter.project_slug}}/`` folder cookiecutter
-  needs is a mirror of the git-tracked tree made of relative file symlinks, so there is one source of
-  truth and no second copy that drifts. A test keeps the mirror equal to ``git ls-files``.
-* ``retarget``: rename a copy of the project (name, slug, package, owners, image) and aim it at a data
-  file (target, positive label, protected attributes, a freshly inferred contract). The post-generation
-  hook calls it; ``mlops retarget`` runs the same code in an existing project.
+Standard library + PyYAML only, because cookiecutter's hooks run with cookiecutter's own Python. The
+data contract and CODEOWNERS are written by the new project's own code (its ``inference`` and
+``governance`` modules, imported from the copied tree), not by copies of it here.
+
+``python hooks/scaffold.py retarget --project DIR ...`` re-aims an existing project (maintainers).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import csv
 import filecmp
 import importlib
+import io
 import json
 import keyword
 import logging
@@ -26,6 +30,8 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -35,9 +41,10 @@ import yaml
 
 log = logging.getLogger(__name__)
 
-MIRROR = "{{cookiecutter.project_slug}}"
+TEMPLATE_DIR = "{{cookiecutter.project_slug}}"
+PLACEHOLDER = "GENERATED_BY_HOOKS.md"  # the one file in TEMPLATE_DIR; the post-generation hook removes it
 # Template machinery: used to generate projects, never part of a generated project.
-MACHINERY = ("cookiecutter.json", "hooks/", f"{MIRROR}/", "tests/template/")
+MACHINERY = ("cookiecutter.json", "hooks/", f"{TEMPLATE_DIR}/", "tests/template/", ".cruft.json")
 # Files whose content is data, not text to rename.
 NO_RENAME_PREFIXES = ("data/",)
 REGISTRY_PREFIXES = (".github/", "serving/")
@@ -62,7 +69,7 @@ class ScaffoldError(Exception):
 
 
 # --------------------------------------------------------------------------------------------------
-# The mirror
+# The template's files
 # --------------------------------------------------------------------------------------------------
 
 
@@ -78,84 +85,88 @@ def is_machinery(path: str) -> bool:
     return path in MACHINERY or path.startswith(tuple(m for m in MACHINERY if m.endswith("/")))
 
 
+def source_files(root: Path) -> list[str]:
+    """The template's files: ``git ls-files`` of a checkout, or every file of an exported tree."""
+    if (root / ".git").exists():
+        return git_files(root)
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and ".git" not in p.relative_to(root).parts
+    )
+
+
 def project_files(root: Path) -> list[str]:
-    """What a generated project contains (before renaming): the tracked tree minus template machinery."""
-    return [f for f in git_files(root) if not is_machinery(f)]
+    """What a generated project contains (before renaming): the template's files minus the machinery."""
+    return [f for f in source_files(root) if not is_machinery(f)]
 
 
-# git reads these per folder and refuses symlinked ones ("Too many levels of symbolic links"): copy them.
-COPIED_NAMES = frozenset({".gitignore", ".gitattributes", ".mailmap"})
-COPY = "(copy)"
+def copy_project(template: Path, project: Path) -> list[str]:
+    """Copy the template's project files into ``project`` (regular files, never links). Returns them."""
+    files = project_files(template)
+    for rel in files:
+        destination = project / rel
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template / rel, destination)  # follows a link: the copy is a regular file
+        shutil.copymode(template / rel, destination)
+    return files
 
 
-def mirror_entries(root: Path) -> dict[str, str]:
-    """Current mirror: relative path -> symlink target, COPY for a regular file equal to the root's, or ''."""
-    mirror = root / MIRROR
-    entries: dict[str, str] = {}
-    if not mirror.is_dir():
-        return entries
-    for dirpath, _dirnames, filenames in os.walk(mirror):
-        for name in filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(mirror).as_posix()
-            if path.is_symlink():
-                entries[rel] = os.readlink(path)
-            else:
-                original = root / rel
-                same = original.is_file() and filecmp.cmp(path, original, shallow=False)
-                entries[rel] = COPY if same else ""
-    return entries
+def export_commit(source: str, commit: str, destination: Path) -> Path:
+    """The tree of ``commit`` of the template at ``source`` (a local checkout or a git URL), exported
+    into ``destination`` with ``git archive`` (what cruft generates from)."""
+    repo = Path(source)
+    if not (repo.is_dir() and (repo / ".git").exists()):
+        repo = destination.parent / "clone"
+        subprocess.run(
+            ["git", "clone", "--quiet", "--no-checkout", source, str(repo)], check=True, capture_output=True
+        )
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", commit], check=True, capture_output=True
+    ).stdout
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(destination, filter="data")
+        else:  # pragma: no cover - Python without the extraction filters
+            tar.extractall(destination)
+    return destination
 
 
-def _mirror_target(rel: str) -> str:
-    if Path(rel).name in COPIED_NAMES:
-        return COPY
-    depth = rel.count("/") + 1  # the mirror folder itself plus the file's own folders
-    return "../" * depth + rel
+def is_template(root: Path) -> bool:
+    return (root / "cookiecutter.json").is_file() and (root / "hooks" / "scaffold.py").is_file()
 
 
-def check_template(root: Path) -> list[str]:
-    """Differences between the mirror and the tracked tree, one line each (empty: in step)."""
-    expected = {f: _mirror_target(f) for f in project_files(root)}
-    actual = mirror_entries(root)
-    problems = [f"missing from the template: {f}" for f in sorted(expected.keys() - actual.keys())]
-    problems += [f"stale in the template: {f}" for f in sorted(actual.keys() - expected.keys())]
-    for f in sorted(expected.keys() & actual.keys()):
-        if actual[f] != expected[f]:
-            problems.append(
-                f"out of step in the template: {f} -> {actual[f] or '(a different regular file)'}"
-            )
-    tracked = {f[len(MIRROR) + 1 :] for f in git_files(root) if f.startswith(f"{MIRROR}/")}
-    # a clone (git URL, cruft) only sees what is committed
-    problems += [f"not added to git: {MIRROR}/{f}" for f in sorted(actual.keys() - tracked)]
-    return problems
+def locate_template(answers: dict, environ: dict[str, str], scratch: Path) -> Path:
+    """The template tree this generation copies.
 
-
-def sync_template(root: Path) -> list[str]:
-    """Make the mirror equal the tracked tree: relative file symlinks, real folders. Returns changes."""
-    mirror = root / MIRROR
-    expected = {f: _mirror_target(f) for f in project_files(root)}
-    actual = mirror_entries(root)
-    changes = []
-    for rel in sorted(actual.keys() - expected.keys()):
-        (mirror / rel).unlink()
-        changes.append(f"removed {rel}")
-    for rel, target in sorted(expected.items()):
-        path = mirror / rel
-        if actual.get(rel) == target:
-            continue
-        if path.is_symlink() or path.exists():
-            path.unlink()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if target == COPY:
-            shutil.copyfile(root / rel, path)
-        else:
-            os.symlink(target, path)
-        changes.append(f"linked {rel}")
-    for dirpath, _dirs, _files in os.walk(mirror, topdown=False):
-        if dirpath != str(mirror) and not os.listdir(dirpath):
-            os.rmdir(dirpath)
-    return changes
+    cookiecutter puts its checkout in ``_repo_dir`` (the path as typed, or its clone of a git URL at
+    ``--checkout``); a relative path is relative to where it ran (``PWD``, or ``_output_dir`` when no
+    ``-o`` was given). cruft gives ``_template`` (an absolute path or a URL) and ``_commit``: that
+    commit is exported into ``scratch``.
+    """
+    repo_dir = str(answers.get("_repo_dir") or "")
+    if repo_dir:
+        path = Path(repo_dir).expanduser()
+        bases = [Path(b) for b in (environ.get("PWD"), answers.get("_output_dir")) if b]
+        candidates = [path] if path.is_absolute() else [base / path for base in bases]
+        for candidate in candidates:
+            if is_template(candidate):
+                return candidate.resolve()
+        tried = ", ".join(str(c) for c in candidates) or repo_dir
+        raise ScaffoldError(f"cannot find the template checkout (looked at {tried}); pass its absolute path")
+    template, commit = answers.get("_template"), answers.get("_commit")
+    if template and commit:
+        try:
+            tree = export_commit(str(template), str(commit), scratch / "tree")
+        except subprocess.CalledProcessError as error:
+            raise ScaffoldError(
+                f"cannot read commit {commit} of the template {template}: {error.stderr.decode().strip()}"
+            ) from error
+        if is_template(tree):
+            return tree
+        raise ScaffoldError(f"{template} at {commit} is not this template (no hooks/scaffold.py)")
+    raise ScaffoldError("neither cookiecutter's _repo_dir nor cruft's _template/_commit is in the context")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -907,6 +918,41 @@ def rewrite_readme(project: Path, data: DataAnswers, data_rel: str) -> bool:
     return new_text != text
 
 
+# README passages about the template, not the project: `<!-- template:KEY -->text<!-- /template -->`.
+# A generated project gets a passage about itself instead (or nothing), without the markers.
+TEMPLATE_BLOCK = re.compile(r"<!-- template:(?P<key>[\w-]+) -->(?P<body>.*?)<!-- /template -->(?P<nl>\n?)", re.S)
+
+
+def count_tests(project: Path) -> int:
+    """Test functions under tests/ (each parametrized case counts once)."""
+    pattern = re.compile(r"^\s*(?:async\s+)?def test_\w*\(", re.M)
+    return sum(
+        len(pattern.findall(path.read_text(encoding="utf-8")))
+        for path in (project / "tests").rglob("test_*.py")
+    )
+
+
+def rewrite_readme_for_project(project: Path) -> bool:
+    """Drop the README's passages about the template; state this project's own test count."""
+    readme = project / "README.md"
+    if not readme.is_file():
+        return False
+    text = readme.read_text(encoding="utf-8")
+
+    def passage(match: re.Match[str]) -> str:
+        # a block that fills whole lines goes with its line break; one inside a line keeps it
+        whole_lines = match.start() == 0 or text[match.start() - 1] == "\n"
+        ending = "" if whole_lines else match["nl"]
+        if match["key"] == "tests":
+            return f"{count_tests(project)} test functions{match['nl']}"
+        return ending
+
+    new_text = TEMPLATE_BLOCK.sub(passage, text)
+    if new_text != text:
+        readme.write_text(new_text, encoding="utf-8")
+    return new_text != text
+
+
 def sample_results(project: Path) -> list[str]:
     """Files the pipeline writes into git (dvc.lock, uncached outs, metrics, plots): results of a run."""
     stages = (_load_yaml(project / "dvc.yaml").get("stages")) or {}
@@ -945,34 +991,6 @@ def rewrite_governance(project: Path, new: Identity) -> None:
         sys.path.insert(0, src)
     governance = importlib.import_module(f"{new.package}.governance")
     codeowners.write_text(governance.render_codeowners(governance.load_owners(owners)), encoding="utf-8")
-
-
-def strip_machinery(project: Path) -> None:
-    """Drop the root's ignore rules for the template mirror (.dvcignore, .gitignore, pyproject.toml's
-    pytest and ruff exclusions): a generated project has no mirror."""
-    for name in (".dvcignore", ".gitignore"):
-        path = project / name
-        if not path.is_file():
-            continue
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [
-            line
-            for index, line in enumerate(lines)
-            if MIRROR not in line
-            and not (index + 1 < len(lines) and MIRROR in lines[index + 1] and line.startswith("#"))
-        ]
-        while kept and not kept[-1].strip():
-            kept.pop()
-        if kept != lines:
-            path.write_text("".join(kept), encoding="utf-8")
-    pyproject = project / "pyproject.toml"
-    if pyproject.is_file():  # pytest's and ruff's exclusions of the mirror
-        text = pyproject.read_text(encoding="utf-8")
-        new_text = re.sub(r'(?m)^extend-exclude = \["\*cookiecutter\.project_slug\*"\]\n', "", text)
-        new_text = new_text.replace(f'"{MIRROR}", ', "").replace(f', "{MIRROR}"', "")
-        if new_text != text:
-            tomllib.loads(new_text)
-            pyproject.write_text(new_text, encoding="utf-8")
 
 
 def retarget(project: Path, plan: RetargetPlan, infer: bool = True) -> list[str]:
@@ -1102,8 +1120,21 @@ def data_candidates(data_path: str, project: Path, answers: dict, environ: dict[
     return list(dict.fromkeys(candidates))
 
 
+def generate(project: Path, answers: dict, environ: dict[str, str] | None = None) -> list[str]:
+    """Everything the pre-generation hook does: check the answers, copy the template's project files
+    into the (empty) project folder ``project``, rename them and aim them at the data. Returns notes."""
+    environ = dict(os.environ if environ is None else environ)
+    with tempfile.TemporaryDirectory(prefix="template-") as scratch:
+        template = locate_template(answers, environ, Path(scratch))
+        problems = pre_generation(answers, project=project, template=template)
+        if problems:
+            raise ScaffoldError("\n".join(problems))
+        copy_project(template, project)
+    return post_generation(project, answers, environ)
+
+
 def post_generation(project: Path, answers: dict, environ: dict[str, str] | None = None) -> list[str]:
-    """Everything the post-generation hook does, in the generated project ``project``."""
+    """Rename and re-aim the copied project ``project`` at the answers (its files are in place)."""
     environ = dict(os.environ if environ is None else environ)
     under_cookiecutter = "_output_dir" in answers  # cruft calls generate_files itself and sets no _output_dir
     data = _answers_data(answers)
@@ -1121,33 +1152,13 @@ def post_generation(project: Path, answers: dict, environ: dict[str, str] | None
     plan = RetargetPlan(old=old, new=new, data=data, data_source=source)
     plan.same_data = is_sample(project, source, data)
     notes += retarget(project, plan, infer=source is not None)
-    strip_machinery(project)
-    if under_cookiecutter:
-        init_repository(project)
+    rewrite_readme_for_project(project)
     return notes
 
 
 def _cruft_update_in(environ: dict[str, str]) -> bool:
     pwd = environ.get("PWD")
     return bool(pwd) and (Path(pwd) / ".cruft.json").is_file()
-
-
-def init_repository(project: Path) -> None:
-    """git init and an initial commit, so the first pull request has a base (skipped if already a repo)."""
-    if (project / ".git").exists() or shutil.which("git") is None:
-        return
-    env = {**os.environ}
-    env.setdefault("GIT_AUTHOR_NAME", "cookiecutter")
-    env.setdefault("GIT_AUTHOR_EMAIL", "cookiecutter@localhost")
-    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
-    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=project, env=env, check=True, capture_output=True)
-
-    git("init", "-q", "-b", "main")
-    git("add", "-A")
-    git("commit", "-q", "--no-verify", "-m", "Project generated from the GitOps MLOps template")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1157,7 +1168,9 @@ def init_repository(project: Path) -> None:
 
 def retarget_cli(argv: list[str]) -> int:
     """`mlops retarget`: rename this project and/or aim it at another data file, in place."""
-    parser = argparse.ArgumentParser(prog="mlops retarget", description=retarget_cli.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python hooks/scaffold.py retarget", description=retarget_cli.__doc__
+    )
     parser.add_argument("--project", type=Path, default=Path("."), help="project folder (default: .)")
     for option in (
         "name",
@@ -1230,7 +1243,7 @@ def retarget_cli(argv: list[str]) -> int:
         plan = RetargetPlan(old=old, new=new, data=data, data_source=source, same_data=not changes_data)
         notes = retarget(project, plan)
     except ScaffoldError as error:
-        print(f"mlops retarget: {error}", file=sys.stderr)
+        print(f"retarget: {error}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"note: {note}")
@@ -1239,28 +1252,12 @@ def retarget_cli(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m german_credit_scoring.scaffold sync-template|check-template [root]`."""
+    """`python hooks/scaffold.py retarget [options]`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in {"sync-template", "check-template", "retarget"}:
-        print(
-            "usage: python -m german_credit_scoring.scaffold sync-template|check-template [root]",
-            file=sys.stderr,
-        )
+    if not argv or argv[0] != "retarget":
+        print("usage: python hooks/scaffold.py retarget --project DIR [options]", file=sys.stderr)
         return 2
-    if argv[0] == "retarget":
-        return retarget_cli(argv[1:])
-    root = Path(argv[1] if len(argv) > 1 else ".").resolve()
-    if argv[0] == "sync-template":
-        for change in sync_template(root):
-            print(change)
-        print(f"template mirror {MIRROR}/ is in step with git ls-files; commit it")
-        return 0
-    problems = check_template(root)
-    for problem in problems:
-        print(problem)
-    if problems:
-        print("run: python -m german_credit_scoring.scaffold sync-template", file=sys.stderr)
-    return 1 if problems else 0
+    return retarget_cli(argv[1:])
 
 
 if __name__ == "__main__":

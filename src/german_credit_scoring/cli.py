@@ -40,10 +40,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.tracking:register_cli",
         "register the approved model in MLflow with alias challenger",
     ),
-    "retarget": (
-        "german_credit_scoring.scaffold:retarget_cli",
-        "rename the project and aim it at another data set",
-    ),
 }
 
 

@@ -1,8 +1,9 @@
-"""Fixtures for template tests: a throw-away git clone of the template as it is on disk, and data sets."""
+"""Fixtures for template tests: a throw-away git repository of the template as it is on disk, data sets."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -14,9 +15,18 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-sys.path.insert(0, str(ROOT / "src"))
 
-from german_credit_scoring import scaffold  # noqa: E402
+
+def _load_scaffold():
+    """hooks/scaffold.py: template machinery, outside the package (never in a generated project)."""
+    spec = importlib.util.spec_from_file_location("template_scaffold", ROOT / "hooks" / "scaffold.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+scaffold = _load_scaffold()
 
 # The sample recoded as a churn data set: other target, label, column names and protected attributes.
 CHURN_RENAMES = {
@@ -48,9 +58,7 @@ def working_files(root: Path = ROOT) -> list[str]:
         out = subprocess.run(
             ["git", "ls-files", *options, "-z"], cwd=root, check=True, capture_output=True
         ).stdout.decode()
-        return {
-            f for f in out.split("\0") if f and (root / f).is_file() and not f.startswith(scaffold.MIRROR)
-        }
+        return {f for f in out.split("\0") if f and (root / f).is_file()}
 
     outputs = tuple(dvc_outputs(root))
     untracked = {f for f in listed("--others", "--exclude-standard") if not f.startswith(outputs)}
@@ -69,7 +77,7 @@ def dvc_outputs(root: Path) -> list[str]:
 
 
 def make_template_repo(destination: Path) -> Path:
-    """A git repository holding the template as it is on disk, its mirror synced and committed."""
+    """A git repository holding the template as it is on disk, committed."""
     for name in working_files():
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -77,9 +85,6 @@ def make_template_repo(destination: Path) -> Path:
     git(destination, "init", "-q", "-b", "main")
     git(destination, "add", "-A")
     git(destination, "commit", "-q", "-m", "template")
-    scaffold.sync_template(destination)
-    git(destination, "add", "-A")
-    git(destination, "commit", "-q", "-m", "mirror")
     return destination
 
 

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from german_credit_scoring import scaffold
-
-from .conftest import VENV_BIN, bake_env, cookiecutter, git, make_template_repo
+from .conftest import VENV_BIN, bake_env, cookiecutter, git, make_template_repo, scaffold
 
 pytestmark = pytest.mark.e2e
 
@@ -56,15 +54,10 @@ def expected_files(template: Path, renames: dict[str, str] | None = None) -> set
 
 
 def leftover_jinja(project: Path) -> list[str]:
-    """Files with an unrendered cookiecutter variable (the scaffold module names the mirror on purpose)."""
+    """Files with a cookiecutter variable or tag (rendered or not, none belongs in a project)."""
     found = []
     for path in project.rglob("*"):
-        if (
-            not path.is_file()
-            or ".git" in path.parts
-            or not scaffold.is_text(path)
-            or path.name == "scaffold.py"
-        ):
+        if not path.is_file() or ".git" in path.parts or not scaffold.is_text(path):
             continue
         if re.search(
             r"\{\{-?\s*cookiecutter\b|\{%-?\s*(if|for|raw)\b.*cookiecutter", path.read_text(encoding="utf-8")
@@ -82,8 +75,8 @@ def jinja_counts_changed(project: Path, template: Path, renames: dict[str, str])
             out = out.replace(old, new)
         source, target = template / name, project / out
         if (
-            not target.is_file() or not scaffold.is_text(source) or name in {".dvcignore", "pyproject.toml"}
-        ):  # mirror rules dropped
+            not target.is_file() or not scaffold.is_text(source) or name == "README.md"
+        ):  # the README's template passages are dropped
             continue
         count = lambda text: (text.count("{{"), text.count("{%"))
         if count(source.read_text(encoding="utf-8")) != count(target.read_text(encoding="utf-8")):
@@ -118,11 +111,15 @@ def test_default_bake_reproduces_the_template_project(template_repo, tmp_path):
         for name in scaffold.project_files(template_repo)
         if (project / name).read_bytes() != (template_repo / name).read_bytes()
     ]
-    # only the lines that keep DVC, pytest and ruff out of the template mirror
-    assert differing == [".dvcignore", "pyproject.toml"]
-    assert scaffold.MIRROR not in (project / ".dvcignore").read_text()
-    assert "cookiecutter" not in (project / "pyproject.toml").read_text().replace('"cookiecutter>=', "")
+    # except the README, which loses its passages about the template
+    assert differing == ["README.md"]
+    readme = (project / "README.md").read_text()
+    assert "Make your own" not in readme and "cookiecutter" not in readme.lower()
+    assert re.search(r"the test command: \d+ test functions in", readme)
     assert not any(p.is_symlink() for p in project.rglob("*"))
+    assert leftover_jinja(project) == [] and not (project / scaffold.PLACEHOLDER).exists()
+    assert not (project / "hooks").exists() and not (project / "tests/template").exists()
+    assert not list(project.rglob("*scaffold*"))
     # and it is a git repository with one clean commit
     assert git(project, "status", "--porcelain") == ""
     assert len(git(project, "log", "--oneline").splitlines()) == 1
@@ -232,9 +229,23 @@ def test_churn_readme_describes_the_new_data_not_the_sample(churn_bake, template
     about = "`data/raw/churn.csv`: it predicts `churned`, scores the label `yes`"
     assert about in readme and "`gender`, `age_years`" in readme
     assert readme.startswith("# Churn Risk — a GitOps MLOps project")
+    assert "<!-- template:" not in readme and "Make your own" not in readme
     # everything outside the marked passages is the template's text
-    outside = lambda text: scaffold.SAMPLE_BLOCK.sub("", text).replace("German Credit Scoring", "Churn Risk")
-    assert outside(readme) == outside(template_readme).replace("german_credit_scoring", "churn_risk")
+    count = re.compile(r"\d+ test functions")
+
+    def outside(text: str) -> str:
+        text = scaffold.SAMPLE_BLOCK.sub("", text).replace("German Credit Scoring", "Churn Risk")
+        return count.sub("N tests", text)
+
+    expected = scaffold.TEMPLATE_BLOCK.sub(
+        lambda m: (
+            "N tests"
+            if m["key"] == "tests"
+            else ("" if m.start() == 0 or m.string[m.start() - 1] == "\n" else m["nl"])
+        ),
+        template_readme,
+    )
+    assert outside(readme) == outside(expected).replace("german_credit_scoring", "churn_risk")
 
 
 def test_churn_params_start_with_gate_limits_that_hold_for_any_data(churn_bake):
@@ -400,23 +411,21 @@ def test_cruft_update_brings_a_template_change_and_keeps_local_edits(tmp_path, c
     created = cruft(work, "create", template.as_uri(), "--no-input", "--extra-context-file", "answers.json")
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
     project = work / "churn-risk"
-    assert not (project / ".git").exists()  # cruft writes .cruft.json after the hooks: git is the user's step
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
+    # like cookiecutter, a git repository with one commit; cruft writes .cruft.json after the hooks
+    assert len(git(project, "log", "--oneline").splitlines()) == 1
+    assert git(project, "status", "--porcelain").splitlines() == ["?? .cruft.json"]
+    git(project, "add", ".cruft.json")
+    git(project, "commit", "-q", "-m", "cruft state")
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("min_rows: 50", "min_rows: 75"))
     git(project, "commit", "-q", "-am", "local edit")
-    # when the template changes (a file is edited, and a file is added and mirrored) and the project updates
+    # when the template changes (a file is edited, and a file is added) and the project updates
     ingest = template / "pipelines/ingest.py"
     ingest.write_text(ingest.read_text() + "\n# template change 1\n")
     (template / "docs").mkdir(exist_ok=True)
     (template / "docs/NEW.md").write_text("New in the template: german_credit_scoring.\n")
     git(template, "add", "-A")
     git(template, "commit", "-q", "-m", "template change")
-    scaffold.sync_template(template)
-    git(template, "add", "-A")
-    git(template, "commit", "-q", "-m", "mirror")
     updated = cruft(project, "update", "--skip-apply-ask")
     # then the change arrives (renamed for this project), the local edit stays, and nothing else moved
     assert updated.returncode == 0, updated.stdout[-2000:] + updated.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The template mirror and the retarget library, without running cookiecutter (fast)."""
+"""The template machinery (hooks/scaffold.py) without running cookiecutter (fast)."""
 
 from __future__ import annotations
 
@@ -10,53 +10,114 @@ from pathlib import Path
 import pytest
 import yaml
 
-from german_credit_scoring import scaffold
 from german_credit_scoring.settings import load_settings
 
-from .conftest import ROOT, git, working_files, write_churn
+from .conftest import ROOT, git, scaffold, working_files, write_churn
 
 
-def test_the_committed_mirror_equals_the_tracked_tree():
-    # given the template root, when the mirror is compared with `git ls-files` minus the machinery
-    problems = scaffold.check_template(ROOT)
-    # then nothing is missing, stale or linked wrongly
-    assert problems == [], "run: uv run python -m german_credit_scoring.scaffold sync-template\n" + "\n".join(
-        problems
+def test_the_template_folder_holds_one_placeholder_and_nothing_is_a_link():
+    # given the files git tracks in the template
+    listed = git(ROOT, "ls-files", "-s", "-z").split("\0")
+    entries = [line.split("\t", 1) for line in listed if line]
+    in_folder = [path for _, path in entries if path.startswith(f"{scaffold.TEMPLATE_DIR}/")]
+    # then cookiecutter's folder is one placeholder, not a second tree, and no file is a symlink
+    assert in_folder == [f"{scaffold.TEMPLATE_DIR}/{scaffold.PLACEHOLDER}"]
+    assert [path for meta, path in entries if meta.startswith("120000")] == []
+
+
+def test_project_files_are_the_tracked_tree_minus_the_machinery():
+    files = scaffold.project_files(ROOT)
+    # the project itself is there (new tracked files flow in without any list to keep)
+    assert {
+        "params.yaml",
+        "dvc.yaml",
+        "bootstrap.py",
+        "README.md",
+        "src/german_credit_scoring/cli.py",
+    } <= set(files)
+    assert set(files) == {f for f in scaffold.git_files(ROOT) if not scaffold.is_machinery(f)}
+    # and the template machinery is not
+    for machinery in ("cookiecutter.json", "hooks/scaffold.py", "tests/template/test_bake.py"):
+        assert machinery in scaffold.git_files(ROOT) and machinery not in files
+    assert not any(f.startswith(("hooks/", "tests/template/", "{{")) for f in files)
+    assert not any("scaffold" in f for f in files)
+
+
+def _small_template(root: Path, readme: str = "v1\n") -> Path:
+    (root / "hooks").mkdir(parents=True)
+    (root / "hooks/scaffold.py").write_text("# machinery\n")
+    (root / "cookiecutter.json").write_text("{}")
+    (root / "README.md").write_text(readme)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    return root
+
+
+def test_locate_template_from_cookiecutters_repo_dir(tmp_path):
+    template = _small_template(tmp_path / "where" / "tpl")
+    # an absolute _repo_dir (a clone of a git URL) is taken as it is
+    assert scaffold.locate_template({"_repo_dir": str(template)}, {}, tmp_path) == template
+    # a relative one (a path as typed) is relative to where cookiecutter ran: PWD, else _output_dir
+    assert (
+        scaffold.locate_template({"_repo_dir": "tpl"}, {"PWD": str(tmp_path / "where")}, tmp_path) == template
     )
+    (tmp_path / "where" / "out").mkdir()
+    answers = {"_repo_dir": "../tpl", "_output_dir": str(tmp_path / "where" / "out")}
+    assert scaffold.locate_template(answers, {}, tmp_path) == template
+    # and a folder that is not this template is refused, naming where it looked
+    with pytest.raises(scaffold.ScaffoldError, match="cannot find the template checkout"):
+        scaffold.locate_template({"_repo_dir": "nowhere"}, {"PWD": str(tmp_path)}, tmp_path)
 
 
-def test_sync_template_adds_removes_and_relinks(tmp_path):
-    # given a small repository with a stale mirror entry
-    (tmp_path / "src/pkg").mkdir(parents=True)
-    (tmp_path / "src/pkg/a.py").write_text("a\n")
-    (tmp_path / "cookiecutter.json").write_text("{}")
-    (tmp_path / "hooks").mkdir()
-    (tmp_path / "hooks/post_gen_project.py").write_text("")
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "add", "-A")
-    stale = tmp_path / scaffold.MIRROR / "gone.txt"
-    stale.parent.mkdir()
-    stale.write_text("x")
-    # when it is synced
-    scaffold.sync_template(tmp_path)
-    # then the mirror holds exactly the project files, as relative links that resolve
-    link = tmp_path / scaffold.MIRROR / "src/pkg/a.py"
-    assert link.is_symlink() and link.read_text() == "a\n"
-    assert str(link.readlink()) == "../../../src/pkg/a.py"
-    assert not stale.exists()
-    assert not (tmp_path / scaffold.MIRROR / "cookiecutter.json").exists()
-    assert not (tmp_path / scaffold.MIRROR / "hooks").exists()
-    assert scaffold.check_template(tmp_path) == [f"not added to git: {scaffold.MIRROR}/src/pkg/a.py"]
-    git(tmp_path, "add", "-A")
-    assert scaffold.check_template(tmp_path) == []
-    # and a changed root file that the mirror copies (git refuses symlinked .gitignore files) is caught
-    (tmp_path / ".gitignore").write_text("x\n")
-    git(tmp_path, "add", ".gitignore")
-    scaffold.sync_template(tmp_path)
-    git(tmp_path, "add", "-A")
-    assert not (tmp_path / scaffold.MIRROR / ".gitignore").is_symlink()
-    (tmp_path / ".gitignore").write_text("y\n")
-    assert any(".gitignore" in p for p in scaffold.check_template(tmp_path))
+def test_locate_template_from_crufts_template_and_commit_exports_that_commit(tmp_path):
+    # given a template repository whose working tree moved on after the commit cruft generates from
+    template = _small_template(tmp_path / "tpl")
+    commit = git(template, "rev-parse", "HEAD").strip()
+    (template / "README.md").write_text("v2, not committed\n")
+    (template / "untracked.txt").write_text("x\n")
+    # when it is located from cruft's context (a path, then a file:// URL)
+    for source in (str(template), template.as_uri()):
+        scratch = tmp_path / f"scratch-{len(source)}"
+        scratch.mkdir()
+        tree = scaffold.locate_template({"_template": source, "_commit": commit}, {}, scratch)
+        # then the tree is that commit's, and its files are what git tracked there
+        assert (tree / "README.md").read_text() == "v1\n"
+        assert scaffold.source_files(tree) == ["README.md", "cookiecutter.json", "hooks/scaffold.py"]
+        assert scaffold.project_files(tree) == ["README.md"]
+    with pytest.raises(scaffold.ScaffoldError, match="cannot read commit"):
+        scaffold.locate_template({"_template": str(template), "_commit": "0" * 40}, {}, tmp_path)
+
+
+def test_copy_project_copies_regular_files_and_keeps_modes(tmp_path):
+    template = _small_template(tmp_path / "tpl")
+    (template / "run.sh").write_text("#!/bin/sh\n")
+    (template / "run.sh").chmod(0o755)
+    git(template, "add", "run.sh")
+    copied = scaffold.copy_project(template, tmp_path / "project")
+    assert copied == ["README.md", "run.sh"]
+    assert (tmp_path / "project/run.sh").stat().st_mode & 0o111
+    assert not (tmp_path / "project/hooks").exists()
+
+
+def test_readme_loses_the_template_passages_and_states_its_own_test_count(tmp_path):
+    # given a README with template-only passages (inside a line, whole lines) and a test count
+    (tmp_path / "tests/unit").mkdir(parents=True)
+    (tmp_path / "tests/unit/test_a.py").write_text(
+        "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n"
+    )
+    (tmp_path / "tests/unit/helpers.py").write_text("def test_not_a_test_file():\n    pass\n")
+    (tmp_path / "README.md").write_text(
+        "# X<!-- template:title --> (and the template)<!-- /template -->\n"
+        "Runs <!-- template:tests -->about 380 tests<!-- /template --> quickly.\n"
+        "<!-- template:make-your-own -->\n## Make your own\n\ncookiecutter {{cookiecutter.x}}\n<!-- /template -->\n"
+        "## Next\n"
+    )
+    # when it is rewritten for the generated project
+    assert scaffold.rewrite_readme_for_project(tmp_path)
+    # then only the project is described
+    assert (tmp_path / "README.md").read_text() == "# X\nRuns 2 test functions quickly.\n## Next\n"
+    assert not scaffold.rewrite_readme_for_project(tmp_path)
 
 
 def test_cookiecutter_defaults_are_the_root_project():
@@ -193,7 +254,7 @@ def _project_copy(destination: Path) -> Path:
     return destination
 
 
-def test_mlops_retarget_renames_and_reaims_a_project(tmp_path):
+def test_retarget_cli_renames_and_reaims_a_project(tmp_path):
     # given a copy of the project and churn data
     project = _project_copy(tmp_path / "project")
     data = write_churn(ROOT / "data/raw/german_credit.csv", tmp_path / "churn.csv")
@@ -279,7 +340,7 @@ def test_sample_results_are_the_committed_pipeline_outputs():
     assert not any(r.startswith("data/") or r in {"models/candidate", "models/approved"} for r in results)
 
 
-def test_mlops_retarget_refuses_bad_answers_without_changing_anything(tmp_path, capsys):
+def test_retarget_cli_refuses_bad_answers_without_changing_anything(tmp_path, capsys):
     project = _project_copy(tmp_path / "project")
     before = (project / "params.yaml").read_text()
     assert scaffold.retarget_cli(["--project", str(project), "--target", "sex"]) == 2
