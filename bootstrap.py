@@ -7,6 +7,11 @@
 It needs nothing but the standard library: uv is used when it is on PATH, otherwise it is
 installed from PyPI into .tools/ (git-ignored), and uv installs everything else from uv.lock.
 Extra arguments go to the underlying command (`dvc repro ...` or `pytest ...`).
+
+Exit codes of `pipeline`: 0 the pipeline ran and the gate approved the model; 3 the gate refused the
+model (a summary says which checks failed, by how much, and the ways forward; the reports are
+written and the approved model is unchanged); 1 another stage failed (its message is above);
+2 this script cannot run (Python too old, unknown command).
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / ".tools"
 UV_REQUIREMENT = "uv>=0.5,<1"
+EXIT_GATE_REFUSED = 3
 
 COMMANDS = {
     "setup": [],
@@ -64,7 +71,16 @@ def main(argv: list[str]) -> int:
         return 1
     if not COMMANDS[command]:
         return 0
-    return subprocess.run([uv, "run", "--locked", *COMMANDS[command], *extra], cwd=ROOT, env=env).returncode
+    started = time.time()
+    code = subprocess.run([uv, "run", "--locked", *COMMANDS[command], *extra], cwd=ROOT, env=env).returncode
+    if command != "pipeline" or code == 0:
+        return code
+    # the verdict, in the project's own tested code: 1 means this run's gate refused the model
+    verdict = [uv, "run", "--locked", "mlops", "gate-summary", "--since", str(started - 1)]
+    print(flush=True)
+    if subprocess.run(verdict, cwd=ROOT, env=env).returncode == 1:
+        return EXIT_GATE_REFUSED
+    return 1
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.tracking:register_cli",
         "register the approved model in MLflow with alias challenger",
     ),
+    "gate-summary": (
+        "german_credit_scoring.governance.outcome:gate_summary_cli",
+        "the gate's verdict in short: failed checks, by how much, ways forward (exit 1 refused)",
+    ),
 }
 
 
