@@ -132,6 +132,23 @@ class GitHub:
     ) -> Any:
         return self._send(method, self._url(path, params), body)[0]
 
+    def download(self, path: str) -> bytes:
+        """Raw bytes (an artifact's zip): the redirect to blob storage gets no Authorization header."""
+        request = urllib.request.Request(self._url(path), method="GET")
+        request.add_header("Accept", "application/vnd.github+json")
+        request.add_header("User-Agent", USER_AGENT)
+        if self.token:
+            request.add_unredirected_header("Authorization", f"Bearer {self.token}")
+        self.calls.append(("GET", request.full_url))
+        try:
+            with urllib.request.urlopen(request, timeout=max(self.timeout, 300)) as response:
+                return response.read()
+        except urllib.error.HTTPError as error:
+            raise GitHubError("GET", request.full_url, error.code, _error_message(error)) from None
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise GitHubError("GET", request.full_url, 0, f"cannot reach the GitHub API: {reason}") from None
+
     def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
         """Yield every item of a list endpoint, following ``Link: <...>; rel="next"``."""
         url: str | None = self._url(path, {"per_page": 100, **(params or {})})
