@@ -24,6 +24,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "create or update this workflow's pull-request comment",
     ),
     "drift": ("german_credit_scoring.drift:drift_cli", "compare current data with the training reference"),
+    "ship-logs": (
+        "german_credit_scoring.monitoring.commands:ship_logs_cli",
+        "move closed prediction-log partitions to the store and prune expired ones",
+    ),
+    "prune-logs": (
+        "german_credit_scoring.monitoring.commands:prune_logs_cli",
+        "delete logs and outcomes older than monitoring.store.retention_days",
+    ),
+    "drift-window": (
+        "german_credit_scoring.monitoring.commands:drift_window_cli",
+        "write the drift window (data/current/) from the store with its version's reference",
+    ),
+    "drift-check": (
+        "german_credit_scoring.monitoring.commands:drift_check_cli",
+        "the drift check on the window (exit 1 drift, 2 bad input, 3 crash)",
+    ),
     "simulate-drift": (
         "german_credit_scoring.simulate:simulate_cli",
         "write a current batch with a chosen kind of drift",
@@ -35,6 +51,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "codeowners": (
         "german_credit_scoring.governance:codeowners_cli",
         "write or check .github/CODEOWNERS from governance/owners.yaml",
+    ),
+    "lock-check": (
+        "german_credit_scoring.gitops.lock:check_cli",
+        "is the committed dvc.lock what CI reproduced? names the differing stages (exit 1)",
+    ),
+    "take-lock": (
+        "german_credit_scoring.gitops.takelock:take_lock_cli",
+        "take the dvc.lock and outputs CI reproduced for this branch (any OS)",
+    ),
+    "handover": (
+        "german_credit_scoring.gitops.handover:handover_cli",
+        "pack, fetch and verify the reviewed release; the image's OCI labels",
     ),
     "register": (
         "german_credit_scoring.tracking:register_cli",
