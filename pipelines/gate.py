@@ -11,7 +11,7 @@ from german_credit_scoring.data import model_frame, read_table
 from german_credit_scoring.errors import DataError
 from german_credit_scoring.governance.card import write_card
 from german_credit_scoring.governance.policy import load_tiers
-from german_credit_scoring.governance.production import load_production
+from german_credit_scoring.governance.production import in_production
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import CheckFailed, entry
 
@@ -35,7 +35,7 @@ def main() -> None:
     baseline_ref, baseline = gate.read_baseline(policy.baseline_refs, str(paths.EVALUATE_METRICS))
     tier = settings.project.risk_tier
     mandatory = load_tiers().policy(tier).mandatory_checks
-    in_production = load_production().current is not None
+    production_runs_a_model = in_production(policy.baseline_refs)
 
     latencies = None
     if policy.max_latency_p95_ms is not None:
@@ -66,7 +66,7 @@ def main() -> None:
         size_bytes=paths.CANDIDATE_MODEL.stat().st_size,
         mandatory=mandatory,
         risk_tier=tier,
-        in_production=in_production,
+        in_production=production_runs_a_model,
         record_latency=False,
     )
     io.write_json(paths.GATE_RESULT, result.to_dict())

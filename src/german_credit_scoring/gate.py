@@ -145,13 +145,39 @@ def metric_checks(
     return checks
 
 
+def fairness_value(
+    summary: Mapping[str, Any], key: str, comparison: str, interval: str
+) -> tuple[float | None, str]:
+    """The value a fairness bound judges and how it was chosen (``gate.fairness_interval``).
+
+    benefit_of_doubt: the interval's end most favourable to the model (the lower end for a maximum,
+    the upper for a minimum), so only clear evidence fails it; burden_of_proof: the other end.
+    """
+    estimate = summary[key]
+    if interval == "estimate" or estimate is None:
+        return estimate, ""
+    bounds = (summary.get("intervals") or {}).get(key) or {}
+    favourable = interval == "benefit_of_doubt"
+    end = "low" if (comparison == "<=") == favourable else "high"
+    if bounds.get(end) is None:
+        return estimate, "no interval recorded: judged on the estimate"
+    level = summary.get("confidence")
+    share = f"{level:.0%} " if isinstance(level, int | float) else ""
+    how = f"judged on the {share}interval's {end} end ({interval}), estimate {estimate:.4f}"
+    return float(bounds[end]), how
+
+
 def fairness_checks(
     fairness: Mapping[str, Mapping[str, Any]],
     max_fairness: Mapping[str, float],
     min_fairness: Mapping[str, float],
     source: str = "metrics/fairness.json",
+    interval: str = "estimate",
 ) -> list[Check]:
-    """Every fairness bound on every protected attribute; an undefined value (null) fails."""
+    """Every fairness bound on every protected attribute; an undefined value (null) fails.
+
+    The detail names the groups and the size of the gap (from the fairness stage's explanations).
+    """
     if not max_fairness and not min_fairness:
         return []
     if not fairness:
@@ -184,8 +210,11 @@ def fairness_checks(
                               "undefined for this attribute (e.g. no group is ever selected)", "fail")
                     )  # fmt: skip
                     continue
-                value = metric_value(summary, key, f"{source} [{attribute}]", f"gate.{policy}.{key}")
-                checks.append(_check(name, "fairness", value, comparison, threshold))
+                metric_value(summary, key, f"{source} [{attribute}]", f"gate.{policy}.{key}")
+                value, how = fairness_value(summary, key, comparison, interval)
+                why = ((summary.get("explanations") or {}).get(key)) or ""
+                detail = "; ".join(part for part in (why, how) if part)
+                checks.append(_check(name, "fairness", float(value), comparison, threshold, detail))
     return checks
 
 
@@ -294,7 +323,9 @@ def evaluate_gate(
         baseline_overall = baseline.get("overall") if isinstance(baseline.get("overall"), Mapping) else {}
     checks = [
         *metric_checks(overall, policy.min_metrics, policy.max_metrics),
-        *fairness_checks(fairness, policy.max_fairness, policy.min_fairness),
+        *fairness_checks(
+            fairness, policy.max_fairness, policy.min_fairness, interval=policy.fairness_interval
+        ),
         *regression_checks(
             overall,
             baseline_overall,

@@ -141,7 +141,10 @@ def test_ruleset_requires_exactly_the_pull_request_checks():
     rules = {rule["type"]: rule.get("parameters", {}) for rule in ruleset["rules"]}
     required = {c["context"] for c in rules["required_status_checks"]["required_status_checks"]}
     assert required == expected_check_names()
-    assert all(re.search(r" / dvc repro \w+$| / lint and tests$", name) for name in required)
+    assert all(
+        re.search(r" / dvc repro \w+$| / lint and tests$|^dvc\.lock is what CI reproduced$", name)
+        for name in required
+    )
 
 
 def test_ruleset_protects_main():
