@@ -1,0 +1,1 @@
+"""Explanations: reason codes per decision, global importance, comparisons with production."""
