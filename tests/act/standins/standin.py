@@ -1,0 +1,80 @@
+"""Local stand-ins for the third-party actions the workflows use, run under act (no network).
+
+upload/download keep GitHub's artifact semantics that matter here: files are stored relative to the
+least common ancestor of the paths; a second upload of a name in one run fails unless ``overwrite``;
+an artifact is per run (``ACT_STANDIN_RUN_ID``), stored under ``ACT_STANDIN_STORE/runs/<run>/<name>``.
+Every call is appended to ``ACT_STANDIN_STORE/calls.jsonl`` for the tests to read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+STORE = Path(os.environ["ACT_STANDIN_STORE"])
+RUN = os.environ.get("ACT_STANDIN_RUN_ID", "1")
+
+
+def log(kind: str, **fields) -> None:
+    with open(STORE / "calls.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"kind": kind, "run": RUN, **fields}) + "\n")
+
+
+def upload(name: str, paths: str, if_missing: str, overwrite: str) -> int:
+    items = [p.strip() for p in paths.splitlines() if p.strip()]
+    existing = [Path(p) for p in items if Path(p).exists()]
+    missing = [p for p in items if not Path(p).exists()]
+    target = STORE / "runs" / RUN / name
+    if not existing:
+        message = f"no files were found with the provided path: {' '.join(items)}"
+        if if_missing == "error":
+            print(f"::error::{message}")
+            return 1
+        print(f"::warning::{message}. No artifacts will be uploaded.")
+        return 0
+    if target.exists():
+        if overwrite != "true":
+            print(
+                f"::error::an artifact with the name '{name}' already exists in this run (use overwrite: true)"
+            )
+            return 1
+        shutil.rmtree(target)
+    absolute = [p.resolve() for p in existing]
+    roots = [p.parent if p.is_file() else p for p in absolute]
+    common = Path(os.path.commonpath([str(r) for r in roots]))
+    for path in absolute:
+        destination = target / path.relative_to(common)
+        if path.is_dir():
+            shutil.copytree(path, destination, dirs_exist_ok=True)
+        else:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, destination)
+    log("upload", name=name, paths=items, missing=missing)
+    return 0
+
+
+def download(name: str, path: str, run_id: str) -> int:
+    source = STORE / "runs" / (run_id or RUN) / name
+    if not source.is_dir():
+        print(f"::error::unable to find an artifact with the name: {name}")
+        return 1
+    shutil.copytree(source, Path(path or "."), dirs_exist_ok=True)
+    log("download", name=name, path=path)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0]
+    if command == "upload":
+        return upload(*argv[1:5])
+    if command == "download":
+        return download(*argv[1:4])
+    log(command, args=argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
