@@ -16,6 +16,7 @@ from german_credit_scoring.evaluation import (
     roc_points,
     sliced_metrics,
 )
+from german_credit_scoring.explain.global_importance import explain_model, importance_plot
 from german_credit_scoring.featurize import GROUP_PREFIX
 from german_credit_scoring.markdown import render
 from german_credit_scoring.settings import load_settings
@@ -63,10 +64,26 @@ def main() -> None:
             labels, decisions, str(meta["positive_label"]), str(meta.get("negative_label", "other"))
         ),
     )
+    explained = explain_model(
+        pipeline,
+        test,
+        features,
+        settings.data.use_protected_as_features,
+        labels,
+        scores,
+        threshold,
+        cost,
+        str(meta.get("version", "unknown")),
+        settings.evaluation.worst_cases,
+        settings.evaluation.worst_case_reasons,
+    )
+    explained.write(paths.EXPLAIN_RESULT)
+    io.write_json(paths.PLOTS_DIR / "importance.json", importance_plot(explained))
     io.write_text(
         paths.EVALUATE_MD,
         render(
             "evaluate.md.j2",
+            explained=explained,
             meta=meta,
             overall=overall,
             slices=slices,

@@ -32,6 +32,7 @@ EVALUATE_METRICS = Path("metrics/evaluate.json")
 PREDICTIONS_TEST = Path("data/predictions/test.parquet")
 PLOTS_DIR = Path("plots")
 EVALUATE_MD = Path("reports/evaluate.md")
+EXPLAIN_RESULT = Path("reports/explain.json")  # global importance and worst cases (ExplainReport)
 
 # fairness
 FAIRNESS_METRICS = Path("metrics/fairness.json")

@@ -144,6 +144,9 @@ class EvaluationSettings(Frozen):
     cost: CostMatrix = CostMatrix()
     slices: list[str] = Field(default_factory=list)
     calibration_bins: Annotated[int, Field(ge=2, le=50)] = 10
+    # Explanations in review (reports/explain.json): the costliest test errors and their top reasons.
+    worst_cases: Annotated[int, Field(ge=0, le=50)] = 5
+    worst_case_reasons: Annotated[int, Field(ge=1, le=20)] = 3
 
 
 class GateSettings(Frozen):
