@@ -40,6 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.monitoring.commands:drift_check_cli",
         "the drift check on the window (exit 1 drift, 2 bad input, 3 crash)",
     ),
+    "labels": (
+        "german_credit_scoring.monitoring.labels:labels_cli",
+        "ingest outcome files; production performance and fairness per window",
+    ),
+    "triggers": (
+        "german_credit_scoring.monitoring.triggers:triggers_cli",
+        "evaluate the retraining triggers -> reports/triggers.{json,md}",
+    ),
     "simulate-drift": (
         "german_credit_scoring.simulate:simulate_cli",
         "write a current batch with a chosen kind of drift",

@@ -209,7 +209,8 @@ def ship(
             if path.name.startswith(SHIPPING):
                 renamed.append((partition, path))
                 continue
-            target = path.with_name(f"{SHIPPING}{stamp}-{path.name}")
+            stem, dot, suffix = path.name.rpartition(".")
+            target = path.with_name(f"{SHIPPING}{stem}-{stamp}{dot}{suffix}")
             os.replace(path, target)  # the writer's next append creates a fresh file
             renamed.append((partition, target))
             touched_open = touched_open or is_open
@@ -217,9 +218,7 @@ def ship(
         time.sleep(grace_seconds)  # a write that opened the file before the rename finishes first
     for partition, path in renamed:
         original = path.name.removeprefix(SHIPPING)
-        name = original if original.startswith("part-") else f"part-{original}"
-        stem, suffix = name.rsplit(".", 1)
-        final_name = f"{stem}-{stamp}.{suffix}" if not stem.endswith(stamp) else name
+        final_name = original if original.startswith("part-") else f"part-{original}"
         if path.stat().st_size == 0:
             path.unlink()
             continue
