@@ -56,6 +56,7 @@ except ImportError:  # pragma: no cover - exercised in the container image
     sys.path.insert(0, str(ROOT / "src"))
 
 from german_credit_scoring.contract import load_features  # noqa: E402
+from german_credit_scoring.governance.lineage import require_verified  # noqa: E402
 from german_credit_scoring.packaging import MODEL_TAG_ENV  # noqa: E402
 from german_credit_scoring.prediction_log import PredictionLog, Redactor, utc_now  # noqa: E402
 from german_credit_scoring.scoring import load_scorer  # noqa: E402
@@ -123,6 +124,7 @@ class _Scoring:
     model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        require_verified(self.model.path)  # refuses changed bytes; SCORING_ALLOW_UNVERIFIED=true overrides
         self.scorer = load_scorer(self.model.path, FEATURES, INCLUDE_SENSITIVE)
         self.model_version = self.scorer.version
         self.log_failures = _counter(
@@ -228,6 +230,7 @@ class BatchedModel:
     model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        require_verified(self.model.path)  # refuses changed bytes; SCORING_ALLOW_UNVERIFIED=true overrides
         self.scorer = load_scorer(self.model.path, FEATURES, INCLUDE_SENSITIVE)
         gc.freeze()
 

@@ -58,7 +58,34 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "codeowners": (
         "german_credit_scoring.governance:codeowners_cli",
-        "write or check .github/CODEOWNERS from governance/owners.yaml",
+        "write or check .github/CODEOWNERS and the ruleset from governance/ (owners, risk tier)",
+    ),
+    "card": ("german_credit_scoring.governance.card:card_cli", "render the model card (with approvers)"),
+    "lineage": ("german_credit_scoring.governance.lineage:lineage_cli", "write the model's lineage manifest"),
+    "sign": ("german_credit_scoring.governance.lineage:sign_cli", "sign the model and its manifest"),
+    "verify": (
+        "german_credit_scoring.governance.lineage:verify_cli",
+        "check signatures and manifest against the model files",
+    ),
+    "promote": (
+        "german_credit_scoring.governance.promotion:promote_cli",
+        "open the pull request that puts a model version in production",
+    ),
+    "rollback": (
+        "german_credit_scoring.governance.promotion:rollback_cli",
+        "open the pull request back to the previous production entry",
+    ),
+    "promotion-check": (
+        "german_credit_scoring.governance.promotion:check_cli",
+        "verify a production change: model exists, tier's checks passed, approvals",
+    ),
+    "audit": (
+        "german_credit_scoring.governance.audit:audit_cli",
+        "a model version's history, or --check the trail",
+    ),
+    "audit-record": (
+        "german_credit_scoring.governance.promotion:audit_record_cli",
+        "after a merge, append who approved what to the audit trail",
     ),
     "lock-check": (
         "german_credit_scoring.gitops.lock:check_cli",

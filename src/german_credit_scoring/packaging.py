@@ -91,6 +91,10 @@ def import_model(
         shutil.copy2(model_dir / META_FILE, model.path_of(META_FILE))
         shutil.copy2(features_path, model.path_of("features.yaml"))
         Path(model.path_of(SERVING_FILE)).write_text(json.dumps(serving, indent=2) + "\n", encoding="utf-8")
+        # the digests the service checks before it loads the model, and the release's signatures if any
+        from german_credit_scoring.governance.lineage import package_lineage
+
+        package_lineage(model_dir, Path(model.path_of("")))
     return bentoml.models.get(tag)
 
 

@@ -47,6 +47,9 @@ class Production(BaseModel):
         history = [self.current, *self.history] if self.current is not None else list(self.history)
         return Production(current=entry, history=history)
 
+    def rollback_target(self) -> Entry | None:
+        return self.history[0] if self.history else None
+
     def rollback(self) -> Production:
         if not self.history:
             raise SettingsError(f"{PRODUCTION_FILE}: no earlier entry to roll back to")
