@@ -106,12 +106,18 @@ def promotion_entry(
     gate_result: dict[str, Any],
     tier_name: str,
     tier: TierPolicy,
-    digest: str,
     image: str | None,
     reason: str,
+    manifest: Path | None = None,
 ) -> Entry:
+    """The production entry for ``version``, or PromotionRefused naming everything that is missing."""
     problems = gate_problems(version, gate_result, tier_name, tier)
-    if problems:
+    digest = None
+    try:
+        digest = model_digest(version, manifest=manifest)
+    except PromotionRefused as error:
+        problems.append(str(error))
+    if problems or digest is None:
         raise PromotionRefused(f"cannot promote {version}: " + "; ".join(problems))
     return Entry(
         model_version=version,
@@ -363,8 +369,9 @@ def promote_cli(argv: list[str]) -> int:
     try:
         tier_name, tier = _tier(args)
         gate_result = io.read_json(paths.GATE_RESULT) if paths.GATE_RESULT.is_file() else {}
-        digest = model_digest(args.version, manifest=args.manifest)
-        entry = promotion_entry(args.version, gate_result, tier_name, tier, digest, args.image, args.reason)
+        entry = promotion_entry(
+            args.version, gate_result, tier_name, tier, args.image, args.reason, args.manifest
+        )
         before = load_production(args.production)
         if before.current == entry:
             print(f"{args.version} is already in production")
