@@ -1,0 +1,509 @@
+"""Exact per-feature contributions to the model's log-odds, and a fast path through the fitted pipeline.
+
+Two supported estimators (``model.type``), each explained exactly in its own units, the log-odds
+(``decision_function``) of the positive class::
+
+    margin(x) == base_value + contributions(x).sum()        (to floating-point rounding)
+
+**Linear models** (``logistic_regression``): ``contribution_c = coef_c * (x_c - b_c)`` per model column
+``c`` (the transformer's output), against the **baseline** ``b``:
+
+- a numeric input sits at its training mean: 0 in the scaled units of ``standard``/``log1p_standard``
+  (the scaler's ``mean_``), the imputer's training median for ``passthrough``;
+- a categorical input sits at the equal-weight average of its categories (``1/K`` per one-hot column):
+  a category's contribution is its weight minus the average weight of the feature's categories;
+- or, when a background sample is given (``LinearContributions(..., background=Xt)``), the background's
+  column means: the textbook "average applicant" of ``shap.LinearExplainer`` (feature independence).
+
+``base_value = intercept + coef . b``. The defaults need no data, so the service explains with the
+model artefact alone.
+
+**Tree ensembles** (``hist_gradient_boosting``): path-dependent TreeSHAP (Lundberg et al. 2020, the
+algorithm of ``shap.TreeExplainer``'s default), exact Shapley values of the trees' conditional
+expectations using the training counts stored in every node. ``base_value`` is the model's baseline
+plus each tree's count-weighted mean leaf value. Each leaf's game only depends on which of its path's
+features the record agrees with, so its Shapley values are precomputed for every agreement pattern
+when the explainer is built; explaining a batch is then a few vectorised look-ups (no Python per row).
+
+Contributions of model columns are summed per **input feature** (all one-hot columns of a category
+belong to their feature), which keeps the sum exact.
+
+``FastTransformer`` re-implements the fitted ``ColumnTransformer`` in numpy for column-wise input
+(the service's hot path; the scikit-learn transformer costs ~10 ms per call on pandas frames). It is
+only used after ``verify`` found it bit-identical to scikit-learn on probe records; otherwise callers
+keep scikit-learn's transformer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Tree tables larger than this many entries (8 bytes each) are refused: a deep tree's agreement tables
+# grow as 2^depth; the service then serves decisions with "no explanation" instead of running out of memory.
+MAX_TREE_TABLE = 20_000_000
+# Leaves with more distinct features on their path are solved per batch instead of tabled.
+TABLE_DEPTH = 10
+
+
+class ExplanationUnavailable(Exception):
+    """This model (or record) cannot be explained exactly; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# The fitted transformer as numpy
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _NumericBranch:
+    columns: list[str]
+    fill: np.ndarray  # imputer statistics (training medians)
+    log1p: bool
+    mean: np.ndarray | None
+    scale: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _OneHotBranch:
+    columns: list[str]
+    fill: Any  # the imputer's constant
+    lookups: list[dict[Any, int]]  # per column: category -> position within the column's block
+    widths: list[int]
+
+
+class FastTransformer:
+    """The fitted ``ColumnTransformer`` (as ``transform.build_transformer`` makes it) in numpy.
+
+    ``transform(columns)`` takes ``{input name: values}`` (``None``/NaN for missing) and returns the
+    same float64 matrix as ``transformer.transform(frame)``. ``owner[c]`` is the index (in
+    ``input_names``) of the input that model column ``c`` comes from.
+    """
+
+    def __init__(self, transformer, input_names: Sequence[str]) -> None:
+        self.input_names = list(input_names)
+        index = {name: i for i, name in enumerate(self.input_names)}
+        self.branches: list[_NumericBranch | _OneHotBranch] = []
+        owner: list[int] = []
+        if getattr(transformer, "sparse_output_", False):
+            raise ExplanationUnavailable("the transformer's output is sparse")
+        for name, branch, columns in transformer.transformers_:
+            if name == "remainder" or branch == "drop":
+                continue
+            columns = list(columns)
+            unknown = [c for c in columns if c not in index]
+            if unknown or not hasattr(branch, "steps"):
+                raise ExplanationUnavailable(f"transformer branch {name!r} is not a pipeline of model inputs")
+            steps = dict(branch.steps)
+            if "encode" in steps:
+                self.branches.append(self._one_hot(columns, steps))
+                for column, width in zip(columns, self.branches[-1].widths, strict=True):
+                    owner += [index[column]] * width
+            else:
+                self.branches.append(self._numeric(name, columns, steps))
+                owner += [index[c] for c in columns]
+        self.owner = np.asarray(owner, dtype=np.intp)
+        self.width = len(owner)
+
+    @staticmethod
+    def _one_hot(columns: list[str], steps: dict[str, Any]) -> _OneHotBranch:
+        imputer, encoder = steps.get("impute"), steps["encode"]
+        if set(steps) - {"impute", "encode"} or getattr(encoder, "drop_idx_", None) is not None:
+            raise ExplanationUnavailable(f"one-hot branch {columns}: unsupported steps {list(steps)}")
+        if getattr(encoder, "_infrequent_enabled", False):
+            raise ExplanationUnavailable(f"one-hot branch {columns}: infrequent categories are not supported")
+        fill = None
+        if imputer is not None:
+            if imputer.strategy != "constant":
+                raise ExplanationUnavailable(f"one-hot branch {columns}: imputer {imputer.strategy!r}")
+            fill = imputer.statistics_[0]
+        lookups = [{value: i for i, value in enumerate(cats)} for cats in encoder.categories_]
+        return _OneHotBranch(columns, fill, lookups, [len(cats) for cats in encoder.categories_])
+
+    @staticmethod
+    def _numeric(name: str, columns: list[str], steps: dict[str, Any]) -> _NumericBranch:
+        if set(steps) - {"impute", "log1p", "scale"}:
+            raise ExplanationUnavailable(f"branch {name!r}: unsupported steps {list(steps)}")
+        imputer = steps.get("impute")
+        if imputer is None or imputer.strategy not in {"median", "mean", "most_frequent", "constant"}:
+            raise ExplanationUnavailable(f"branch {name!r}: needs a fitted SimpleImputer")
+        log1p = "log1p" in steps
+        if log1p and steps["log1p"].func is not np.log1p:
+            raise ExplanationUnavailable(f"branch {name!r}: the function step is not log1p")
+        scaler = steps.get("scale")
+        mean = scale = None
+        if scaler is not None:
+            mean = scaler.mean_ if scaler.with_mean else None
+            scale = scaler.scale_ if scaler.with_std else None
+        return _NumericBranch(columns, np.asarray(imputer.statistics_, dtype=np.float64), log1p, mean, scale)
+
+    def transform(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """The model matrix of column-wise inputs (every input name must be present)."""
+        size = len(columns[self.input_names[0]])
+        out = np.zeros((size, self.width), dtype=np.float64)
+        start = 0
+        for branch in self.branches:
+            if isinstance(branch, _NumericBranch):
+                block = np.empty((size, len(branch.columns)), dtype=np.float64)
+                for j, name in enumerate(branch.columns):
+                    block[:, j] = np.asarray(columns[name], dtype=np.float64)  # None -> nan
+                missing = np.isnan(block)
+                if missing.any():
+                    block[missing] = np.take(branch.fill, np.nonzero(missing)[1])
+                if branch.log1p:
+                    block = np.log1p(block)
+                if branch.mean is not None:
+                    block -= branch.mean
+                if branch.scale is not None:
+                    block /= branch.scale
+                out[:, start : start + block.shape[1]] = block
+                start += block.shape[1]
+            else:
+                for name, lookup, width in zip(branch.columns, branch.lookups, branch.widths, strict=True):
+                    for row, value in enumerate(columns[name]):
+                        if value is None or value != value:  # None or NaN: the imputer's constant
+                            value = branch.fill
+                        position = lookup.get(value)
+                        if position is not None:  # unknown categories encode as all zeros (ignore)
+                            out[row, start + position] = 1.0
+                    start += width
+        return out
+
+    def verify(self, transformer, probe: Mapping[str, Sequence[Any]]) -> bool:
+        """Whether this transformer gives exactly scikit-learn's matrix on ``probe`` (column-wise records)."""
+        import pandas as pd
+
+        frame = pd.DataFrame({name: list(probe[name]) for name in self.input_names})
+        for name in self.input_names:
+            if frame[name].dtype == object:
+                values = frame[name].to_numpy(dtype=object)
+                values[pd.isna(values)] = np.nan
+                frame[name] = pd.Series(values, dtype=object)
+        expected = np.asarray(transformer.transform(frame), dtype=np.float64)
+        actual = self.transform(probe)
+        return expected.shape == actual.shape and bool(np.array_equal(expected, actual, equal_nan=True))
+
+    def group(self, column_values: np.ndarray) -> np.ndarray:
+        """Sum model-column values ``(n, width)`` per input feature ``(n, len(input_names))``."""
+        out = np.zeros((column_values.shape[0], len(self.input_names)), dtype=np.float64)
+        np.add.at(out.T, self.owner, column_values.T)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Explainers: numpy in, numpy out
+# --------------------------------------------------------------------------------------------
+
+
+class LinearContributions:
+    """Exact contributions of a linear model: ``coef * (x - baseline)`` per model column."""
+
+    kind = "linear"
+
+    def __init__(self, estimator, transformer: FastTransformer, background: np.ndarray | None = None) -> None:
+        coef = np.asarray(estimator.coef_, dtype=np.float64)
+        if coef.ndim != 2 or coef.shape[0] != 1:
+            raise ExplanationUnavailable("only binary linear models are explained")
+        self.coef = coef[0]
+        self.intercept = float(np.ravel(estimator.intercept_)[0])
+        if background is not None:
+            baseline = np.asarray(background, dtype=np.float64).mean(axis=0)
+        else:
+            baseline = default_baseline(transformer)
+        if baseline.shape != self.coef.shape:
+            raise ExplanationUnavailable(
+                f"baseline has {baseline.shape[0]} columns, the model {self.coef.shape[0]}"
+            )
+        self.baseline = baseline
+        self.base_value = self.intercept + float(self.coef @ baseline)
+
+    def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        return (np.asarray(matrix, dtype=np.float64) - self.baseline) * self.coef
+
+
+def default_baseline(transformer: FastTransformer) -> np.ndarray:
+    """The data-free baseline (module docstring): training means for numbers, 1/K per category column."""
+    parts: list[np.ndarray] = []
+    for branch in transformer.branches:
+        if isinstance(branch, _NumericBranch):
+            value = branch.fill.copy()  # passthrough: the training median
+            if branch.log1p:
+                value = np.log1p(value)
+            if branch.mean is not None:  # scaled: the training mean, which scales to 0
+                value = np.zeros_like(value)
+            parts.append(value)
+        else:
+            parts += [np.full(width, 1.0 / width) for width in branch.widths]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+class TreeContributions:
+    """Path-dependent TreeSHAP for a fitted binary ``HistGradientBoostingClassifier``, vectorised.
+
+    Leaves whose path has at most ``table_depth`` distinct features get a table of their Shapley
+    values for every agreement pattern (built once); deeper leaves (rare: ``2**d`` patterns) are
+    solved per batch with the same polynomial, vectorised over records and leaves.
+    """
+
+    kind = "tree"
+
+    def __init__(self, estimator, width: int, table_depth: int = TABLE_DEPTH) -> None:
+        predictors = getattr(estimator, "_predictors", None)
+        if not predictors or len(predictors[0]) != 1:
+            raise ExplanationUnavailable("only binary gradient-boosting classifiers are explained")
+        self.width = width
+        base = float(np.ravel(estimator._baseline_prediction)[0])
+        split_feature, split_threshold, split_missing_left = [], [], []
+        pair_split, pair_left = [], []  # per (leaf, path node): which split and which way the path goes
+        group_start, group_feature, group_position, group_leaf = [], [], [], []  # per (leaf, feature)
+        leaves: list[tuple[float, np.ndarray, int]] = []  # value, zero fractions, first group
+        for (predictor,) in predictors:
+            nodes = predictor.nodes
+            if nodes["is_categorical"].any():
+                raise ExplanationUnavailable("native categorical splits are not supported")
+            split_id: dict[int, int] = {}
+            for node in np.nonzero(nodes["is_leaf"] == 0)[0]:
+                split_id[int(node)] = len(split_feature)
+                split_feature.append(int(nodes["feature_idx"][node]))
+                split_threshold.append(float(nodes["num_threshold"][node]))
+                split_missing_left.append(bool(nodes["missing_go_to_left"][node]))
+            count = nodes["count"].astype(np.float64)
+            stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
+            while stack:
+                node, path = stack.pop()
+                if not nodes["is_leaf"][node]:
+                    left, right = int(nodes["left"][node]), int(nodes["right"][node])
+                    stack.append((right, [*path, (node, False)]))
+                    stack.append((left, [*path, (node, True)]))
+                    continue
+                value = float(nodes["value"][node])
+                base += value * count[node] / count[0]
+                if not path:
+                    continue  # a tree without splits adds its value to the base only
+                features: dict[int, list[tuple[int, bool]]] = {}
+                zero: dict[int, float] = {}
+                for step, (parent, went_left) in enumerate(path):
+                    feature = int(nodes["feature_idx"][parent])
+                    features.setdefault(feature, []).append((parent, went_left))
+                    child = path[step + 1][0] if step + 1 < len(path) else node
+                    zero[feature] = zero.get(feature, 1.0) * count[child] / count[parent]
+                leaves.append((value, np.array([zero[f] for f in features]), len(group_start)))
+                for position, feature in enumerate(features):
+                    group_start.append(len(pair_split))
+                    group_feature.append(feature)
+                    group_position.append(position)
+                    group_leaf.append(len(leaves) - 1)
+                    for parent, went_left in features[feature]:
+                        pair_split.append(split_id[parent])
+                        pair_left.append(went_left)
+        self.base_value = base
+        self.split_feature = np.asarray(split_feature, dtype=np.intp)
+        self.split_threshold = np.asarray(split_threshold, dtype=np.float64)
+        self.split_missing_left = np.asarray(split_missing_left, dtype=bool)
+        self.pair_split = np.asarray(pair_split, dtype=np.intp)
+        self.pair_left = np.asarray(pair_left, dtype=bool)
+        self.group_start = np.asarray(group_start, dtype=np.intp)
+        group_position = np.asarray(group_position, dtype=np.intp)
+        group_leaf = np.asarray(group_leaf, dtype=np.intp)
+        group_feature = np.asarray(group_feature, dtype=np.intp)
+        depth = np.array([zero.size for _, zero, _ in leaves], dtype=np.intp)
+        self.leaf_start = np.array([first for _, _, first in leaves], dtype=np.intp)
+        # Tables, one depth at a time (vectorised over the leaves of that depth).
+        tabled = depth <= table_depth
+        size = np.where(tabled, (2 ** np.minimum(depth, table_depth)) * depth, 0)
+        if int(size.sum()) > MAX_TREE_TABLE:
+            raise ExplanationUnavailable(
+                f"the trees' exact tables would hold {int(size.sum()):,} entries (> {MAX_TREE_TABLE:,})"
+            )
+        leaf_offset = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.intp)
+        table = np.zeros(int(size.sum()))
+        self.deep: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []  # per depth > table_depth
+        for d in np.unique(depth):
+            members = np.nonzero(depth == d)[0]
+            values = np.array([leaves[m][0] for m in members])
+            zeros = np.stack([leaves[m][1] for m in members])  # (L, d)
+            groups = self.leaf_start[members][:, None] + np.arange(d)  # (L, d) group indexes
+            if d <= table_depth:
+                patterns = np.arange(2**d)
+                agree = ((patterns[:, None] >> np.arange(d)) & 1).astype(np.float64)  # (P, d)
+                shapley = leaf_shapley(values, zeros, agree[:, None, :])  # (P, L, d)
+                for j, member in enumerate(members):
+                    start = leaf_offset[member]
+                    table[start : start + shapley.shape[0] * d] = shapley[:, j, :].ravel()
+            else:
+                self.deep.append((groups.ravel(), values, zeros, int(d)))
+        self.table = table
+        # Runtime plan, in a (rows = splits/groups/leaves, columns = records) layout so every step
+        # gathers whole contiguous rows.
+        group_end = np.append(self.group_start[1:], len(pair_split))
+        pairs_per_group = group_end - self.group_start
+        self.first_pair = self.group_start
+        self.extra_pairs = [
+            (np.nonzero(pairs_per_group > r)[0], self.group_start[pairs_per_group > r] + r)
+            for r in range(1, int(pairs_per_group.max(initial=1)))
+        ]
+        tabled_leaves = np.nonzero(tabled)[0]
+        self.tabled_leaves = tabled_leaves
+        row_of_leaf = np.full(len(leaves), -1, dtype=np.intp)
+        row_of_leaf[tabled_leaves] = np.arange(tabled_leaves.size)
+        self.pattern_bits = [
+            (row_of_leaf[tabled_leaves[depth[tabled_leaves] > pos]],
+             self.leaf_start[tabled_leaves[depth[tabled_leaves] > pos]] + pos,
+             pos)
+            for pos in range(int(depth[tabled_leaves].max(initial=0)))
+        ]  # fmt: skip
+        tabled_groups = np.nonzero(tabled[group_leaf])[0]
+        self.tabled_groups = tabled_groups
+        self.tabled_group_row = row_of_leaf[group_leaf[tabled_groups]]
+        self.tabled_group_width = depth[group_leaf[tabled_groups]][:, None]
+        self.tabled_group_base = (leaf_offset[group_leaf] + group_position)[tabled_groups][:, None]
+        from scipy import sparse
+
+        # (model column x group) ones: per-column sums of the groups' values are one sparse product
+        self.to_columns = sparse.csr_matrix(
+            (np.ones(group_feature.size), (group_feature, np.arange(group_feature.size))),
+            shape=(width, group_feature.size),
+        )
+
+    def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        matrix = np.asarray(matrix, dtype=np.float64)
+        n = matrix.shape[0]
+        if n == 0 or self.group_start.size == 0:
+            return np.zeros((n, self.width), dtype=np.float64)
+        x = matrix.T[self.split_feature]  # (splits, n)
+        go_left = x <= self.split_threshold[:, None]
+        missing = np.isnan(x)
+        if missing.any():
+            go_left = np.where(missing, self.split_missing_left[:, None], go_left)
+        follows = go_left[self.pair_split] == self.pair_left[:, None]  # (pairs, n)
+        agrees = follows[self.first_pair]  # (groups, n)
+        for groups, pairs in self.extra_pairs:  # a feature split on more than once along a path
+            agrees[groups] &= follows[pairs]
+        pattern = np.zeros((self.tabled_leaves.size, n), dtype=np.intp)
+        for rows, groups, pos in self.pattern_bits:
+            pattern[rows] |= agrees[groups].astype(np.intp) << pos
+        values = np.zeros(agrees.shape, dtype=np.float64)
+        index = pattern[self.tabled_group_row] * self.tabled_group_width + self.tabled_group_base
+        values[self.tabled_groups] = self.table[index]
+        for groups, leaf_values, zeros, d in self.deep:
+            agree = agrees[groups].reshape(-1, d, n).transpose(2, 0, 1).astype(np.float64)  # (n, L, d)
+            values[groups] = leaf_shapley(leaf_values, zeros, agree).reshape(n, -1).T
+        return np.asarray(self.to_columns @ values).T
+
+
+def leaf_shapley(value: np.ndarray, zero: np.ndarray, agree: np.ndarray) -> np.ndarray:
+    """Shapley values of leaves' games: ``value (L,)``, ``zero (L, d)``, ``agree (..., L, d)`` of 0/1.
+
+    A leaf's value for a coalition ``S`` of its path's ``d`` features is
+    ``value * prod(o_k for k in S) * prod(z_k for k not in S)`` (``o_k``: the record agrees with the path
+    on feature ``k``; ``z_k``: the training share the path keeps on ``k``). For feature ``i``::
+
+        phi_i = value * (o_i - z_i) * sum_s  s! (d-1-s)! / d!  *  [t^s] prod_{k != i} (z_k + o_k t)
+
+    The product over all ``k`` is built once, then each factor is divided out (by ``z_i`` when
+    ``o_i = 0``, else by ``z_i + t`` from the top coefficient down, which is stable since ``z_i <= 1``).
+    """
+    from math import factorial
+
+    d = zero.shape[-1]
+    agree = np.broadcast_to(agree, np.broadcast_shapes(agree.shape, zero.shape))
+    poly = np.zeros((*agree.shape[:-1], d + 1))
+    poly[..., 0] = 1.0
+    for k in range(d):
+        shifted = np.zeros_like(poly)
+        shifted[..., 1:] = poly[..., :-1] * agree[..., k : k + 1]
+        poly = poly * zero[:, k : k + 1] + shifted
+    weights = np.array([factorial(s) * factorial(d - 1 - s) / factorial(d) for s in range(d)])
+    full = poly[..., None, :]  # (..., L, 1, d+1)
+    z = zero[..., :, None]  # (L, d, 1)
+    without_absent = (full / z)[..., :d]  # o_i = 0: P / z_i, degree < d
+    without_present = np.zeros((*agree.shape, d))  # o_i = 1: P / (z_i + t)
+    z_i = np.broadcast_to(zero, agree.shape)
+    without_present[..., d - 1] = full[..., 0, d, None]
+    for j in range(d - 1, 0, -1):
+        without_present[..., j - 1] = full[..., 0, j, None] - z_i * without_present[..., j]
+    quotient = np.where(agree[..., None] > 0, without_present, without_absent)
+    return value[:, None] * (agree - zero) * (quotient @ weights)
+
+
+# --------------------------------------------------------------------------------------------
+# One object for a fitted pipeline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Explanation:
+    """A batch's explanation: ``base_value + contributions.sum(axis=1) == margins`` row by row."""
+
+    base_value: float
+    contributions: np.ndarray  # (n, len(input_names)), log-odds
+    margins: np.ndarray  # (n,), the model's log-odds
+    input_names: list[str]
+
+    def residuals(self) -> np.ndarray:
+        return self.base_value + self.contributions.sum(axis=1) - self.margins
+
+
+class PipelineExplainer:
+    """Exact contributions per input feature for a fitted ``Pipeline(transform, model)``.
+
+    Raises ``ExplanationUnavailable`` (with the reason) for an estimator or transformer it cannot
+    explain exactly.
+    """
+
+    def __init__(self, pipeline, input_names: Sequence[str], background=None) -> None:
+        transformer, estimator = pipeline[0], pipeline[-1]
+        self.pipeline = pipeline
+        self.transformer = FastTransformer(transformer, input_names)
+        self.input_names = list(input_names)
+        name = type(estimator).__name__
+        if hasattr(estimator, "coef_"):
+            if background is not None and not isinstance(background, np.ndarray):
+                background = self.transformer_matrix(background)
+            self.explainer: LinearContributions | TreeContributions = LinearContributions(
+                estimator, self.transformer, background
+            )
+        elif name == "HistGradientBoostingClassifier":
+            self.explainer = TreeContributions(estimator, self.transformer.width)
+        else:
+            raise ExplanationUnavailable(f"no exact explainer for {name}")
+
+    @property
+    def base_value(self) -> float:
+        return self.explainer.base_value
+
+    def transformer_matrix(self, frame) -> np.ndarray:
+        """scikit-learn's model matrix of a model frame (``data.model_frame``)."""
+        return np.asarray(self.pipeline[0].transform(frame), dtype=np.float64)
+
+    def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """Contributions per model column ``(n, width)`` of model matrices."""
+        return self.explainer.column_contributions(matrix)
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """Contributions per input feature ``(n, len(input_names))`` of model matrices."""
+        return self.transformer.group(self.column_contributions(matrix))
+
+    def explain(self, matrix: np.ndarray, margins: np.ndarray | None = None) -> Explanation:
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if margins is None:
+            margins = np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
+        return Explanation(self.base_value, self.contributions(matrix), margins, self.input_names)
+
+    def explain_frame(self, frame) -> Explanation:
+        """Explain a model frame (``data.model_frame``) through scikit-learn's own transformer."""
+        return self.explain(self.transformer_matrix(frame))
+
+
+def contributions(pipeline, frame, input_names: Sequence[str] | None = None) -> tuple[float, np.ndarray]:
+    """``(base_value, contributions (n, inputs))`` of a model frame: the batch API for global importance.
+
+    ``np.abs(contributions).mean(axis=0)`` is the mean absolute contribution per input feature.
+    """
+    names = list(input_names) if input_names is not None else list(frame.columns)
+    explainer = PipelineExplainer(pipeline, names)
+    explanation = explainer.explain_frame(frame)
+    return explanation.base_value, explanation.contributions
