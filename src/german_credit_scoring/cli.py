@@ -99,6 +99,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.gitops.handover:handover_cli",
         "pack, fetch and verify the reviewed release; the image's OCI labels",
     ),
+    "compare": (
+        "german_credit_scoring.explain.compare:compare_cli",
+        "score production's model beside the candidate and mitigated variants on the same test rows",
+    ),
     "register": (
         "german_credit_scoring.tracking:register_cli",
         "register the approved model in MLflow with alias challenger",
