@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.monitoring.triggers:triggers_cli",
         "evaluate the retraining triggers -> reports/triggers.{json,md}",
     ),
+    "dataset": (
+        "german_credit_scoring.monitoring.dataset:dataset_cli",
+        "dataset append: newly labelled rows as a new DVC-tracked dataset version",
+    ),
     "simulate-drift": (
         "german_credit_scoring.simulate:simulate_cli",
         "write a current batch with a chosen kind of drift",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from german_credit_scoring.contract import FeatureSet
-from german_credit_scoring.data import assign_split, cast_to_contract, check_entity_key, read_table
+from german_credit_scoring.data import assign_split, cast_to_contract, check_entity_key
 from german_credit_scoring.errors import DataError
 from german_credit_scoring.settings import Settings
 
@@ -94,5 +94,13 @@ def time_split(frame: pd.DataFrame, column: str, test_size: float, source: Path 
 
 
 def ingest(settings: Settings, features: FeatureSet) -> IngestResult:
-    frame = read_table(settings.data.path, settings.data.format)
-    return prepare(frame, settings, features, settings.data.path)
+    """The dataset version params.yaml names: ``data.path`` plus every part in ``data.appended``."""
+    from german_credit_scoring.monitoring.dataset import read_dataset
+
+    frame = read_dataset(settings)
+    source = (
+        settings.data.path
+        if not settings.data.appended
+        else f"{settings.data.path} (+{len(settings.data.appended)} parts)"
+    )
+    return prepare(frame, settings, features, source)

@@ -60,6 +60,9 @@ class DataSettings(Frozen):
     protected_attributes: list[ProtectedAttribute] = Field(default_factory=list)
     use_protected_as_features: bool = False
     min_rows: Annotated[int, Field(ge=1)] = 50
+    # Newer labelled rows added by `mlops dataset append`: DVC-tracked Parquet parts named by their
+    # content hash, read after ``path``. This list is the dataset version's pointer.
+    appended: list[Path] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _target_not_protected(self) -> DataSettings:
