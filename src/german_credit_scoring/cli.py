@@ -91,6 +91,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.governance.promotion:audit_record_cli",
         "after a merge, append who approved what to the audit trail",
     ),
+    "champion": (
+        "german_credit_scoring.governance.promotion:champion_cli",
+        "move the MLflow alias champion to the production version",
+    ),
     "lock-check": (
         "german_credit_scoring.gitops.lock:check_cli",
         "is the committed dvc.lock what CI reproduced? names the differing stages (exit 1)",

@@ -414,3 +414,35 @@ def test_audit_check_cli_against_a_git_ref(tmp_path, monkeypatch, capsys):
 def test_production_entries_are_typed():
     with pytest.raises(ValueError, match="model_digest"):
         Entry(model_version="v1", model_digest="md5:abc", risk_tier="high", gate_passed=True)
+
+
+@pytest.mark.e2e  # a real MLflow registry (embedded SQLite store): ~40 s of migrations
+def test_merge_moves_the_mlflow_champion_alias_to_the_production_version(
+    project, github, monkeypatch, capsys
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    client.create_registered_model("german-credit-scoring")
+    for version in ("v1", "v2"):  # what main.yml's `mlops register` leaves: one registry version per model
+        client.create_model_version(
+            "german-credit-scoring", f"file:///models/{version}", tags={"model_version": version}
+        )
+    promote_and_merge(github, project, "v1", "1" * 40)
+    assert promotion.champion_cli(["--name", "german-credit-scoring"]) == 0
+    assert (
+        client.get_model_version_by_alias("german-credit-scoring", "champion").tags["model_version"] == "v1"
+    )
+    promote_and_merge(github, project, "v2", "2" * 40)
+    assert promotion.champion_cli(["--name", "german-credit-scoring"]) == 0
+    assert (
+        client.get_model_version_by_alias("german-credit-scoring", "champion").tags["model_version"] == "v2"
+    )
+    promotion.rollback_cli([])
+    github.merge(len(github.pulls), "3" * 40)
+    take(github, project, "main")
+    assert promotion.champion_cli(["--name", "german-credit-scoring"]) == 0
+    assert (
+        client.get_model_version_by_alias("german-credit-scoring", "champion").tags["model_version"] == "v1"
+    )

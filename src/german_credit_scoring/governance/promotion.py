@@ -517,3 +517,48 @@ def audit_record_cli(argv: list[str]) -> int:
         return 2
     print(audit.format_entry(entry))
     return 0
+
+
+def move_champion(model_version: str, name: str) -> str:
+    """Point the MLflow alias ``champion`` at the registry version of ``model_version`` (by its tag)."""
+    from german_credit_scoring.tracking import quiet_mlflow, tracking_uri
+
+    quiet_mlflow()
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri())
+    client = MlflowClient()
+    versions = [
+        v
+        for v in client.search_model_versions(f"name = '{name}'")
+        if (v.tags or {}).get("model_version") == model_version
+    ]
+    if not versions:
+        raise PromotionRefused(
+            f"MLflow has no version of {name!r} tagged model_version={model_version} "
+            "(main.yml's `mlops register` registers it when the pull request merges)"
+        )
+    newest = max(versions, key=lambda v: int(v.version))
+    client.set_registered_model_alias(name, "champion", newest.version)
+    return str(newest.version)
+
+
+def champion_cli(argv: list[str]) -> int:
+    """``mlops champion``: move the MLflow alias champion to the version production.yaml names."""
+    parser = argparse.ArgumentParser(prog="mlops champion", description=champion_cli.__doc__)
+    parser.add_argument("--production", type=Path, default=PRODUCTION_FILE)
+    parser.add_argument("--name", help="registered model name (default: project.slug)")
+    args = parser.parse_args(argv)
+    current = load_production(args.production).current
+    if current is None:
+        print(f"mlops champion: {args.production} names no model in production", file=sys.stderr)
+        return 1
+    name = args.name or (yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))["project"]["slug"])
+    try:
+        version = move_champion(current.model_version, name)
+    except PromotionRefused as error:
+        print(f"mlops champion: {error}", file=sys.stderr)
+        return 1
+    print(f"{name} version {version} (model {current.model_version}) is now champion")
+    return 0
