@@ -33,7 +33,8 @@ ROW_CAPS = (200, 100, 50, 25, 10, 5, 0)  # tried in order until the comment fits
 
 REPORTS_DIR = Path("reports")
 # Stage order of `--stage all`; names map to reports/<file>.md
-STAGE_ORDER = ("validation", "features", "train", "evaluate", "fairness", "gate", "drift")
+# "compare" is `mlops compare`'s run record (reports/compare.md): production beside the candidate.
+STAGE_ORDER = ("validation", "features", "train", "evaluate", "fairness", "gate", "compare", "drift")
 ALIASES = {"validate": "validation"}
 TITLES = {
     "ingest": "Ingest",
@@ -43,6 +44,7 @@ TITLES = {
     "evaluate": "Evaluation",
     "fairness": "Fairness",
     "gate": "Promotion gate",
+    "compare": "Candidate beside production",
     "drift": "Drift",
     "package": "Package",
 }

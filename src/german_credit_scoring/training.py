@@ -38,7 +38,15 @@ def training_data(
 
 
 def fit(transformer, frame: pd.DataFrame, features: FeatureSet, settings: Settings) -> Pipeline:
-    """Fit the configured estimator on the transformer's output; return the whole serving pipeline."""
+    """Fit the configured estimator on the transformer's output; return the whole serving pipeline.
+
+    With ``fairness.mitigation`` set, the estimator is trained the mitigated way (same Pipeline shape).
+    """
+    if settings.fairness.mitigation != "none":
+        from german_credit_scoring.explain.mitigation import fit_servable
+
+        training_data(frame, features, settings)  # the same checks of the target
+        return fit_servable(transformer, frame, features, settings, settings.fairness.mitigation)
     inputs, labels = training_data(frame, features, settings)
     estimator = build_estimator(settings.model.type, settings.model.hyperparameters, settings.model.seed)
     estimator.fit(transformer.transform(inputs), labels)
@@ -135,6 +143,7 @@ def metadata(
     return {
         "version": version,
         "model_type": settings.model.type,
+        "mitigation": settings.fairness.mitigation,
         "hyperparameters": settings.model.hyperparameters,
         "seed": settings.model.seed,
         "threshold": settings.decision_threshold,

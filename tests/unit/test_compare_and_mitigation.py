@@ -230,3 +230,15 @@ def test_production_is_restored_from_the_dvc_cache_by_the_hash_in_mains_lock(tmp
         assert (tmp_path / "models/production" / name).read_bytes() == blob
     reason = cmp.restore_from_dvc_cache("no-such-ref", tmp_path / "models/other")
     assert reason and "no-such-ref" in reason and not (tmp_path / "models/other").exists()
+
+
+def test_training_applies_the_configured_mitigation(made, tmp_path):
+    from german_credit_scoring.explain.mitigation import MixtureClassifier
+    from german_credit_scoring.training import fit
+
+    _, train, _ = made
+    transformer = build_transformer(FEATURES).fit(model_frame(train, FEATURES))
+    plain = fit(transformer, train, FEATURES, settings_for(tmp_path))
+    mitigated = fit(transformer, train, FEATURES, settings_for(tmp_path, mitigation="exponentiated_gradient"))
+    assert not isinstance(plain[-1], MixtureClassifier)
+    assert isinstance(mitigated[-1], MixtureClassifier) and mitigated[0] is transformer
