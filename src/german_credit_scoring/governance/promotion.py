@@ -276,8 +276,13 @@ def team_members(client: GitHub, team_handle: str, logins: list[str]) -> list[st
 
 
 def audit_record(
-    client: GitHub, sha: str, production: Production, gate_result: dict[str, Any]
+    client: GitHub,
+    sha: str,
+    production: Production,
+    gate_result: dict[str, Any],
+    before: Production | None = None,
 ) -> dict[str, Any]:
+    """The audit entry for merge commit ``sha``; ``before`` is production at its first parent."""
     pulls = client.request("GET", client.repo_path(f"commits/{sha}/pulls"))
     merged = [p for p in pulls or [] if p.get("merged_at")]
     if not merged:
@@ -286,14 +291,19 @@ def audit_record(
     current = production.current
     if current is None:
         raise PromotionRefused(f"{PRODUCTION_FILE}: nothing in production to record")
-    action = "rollback" if (pull.get("head") or {}).get("ref", "").startswith("rollback/") else "promote"
+    if before is not None:
+        action = classify_change(before, production)
+        replaced = before.current.model_version if before.current else None
+    else:  # no parent to compare with (a shallow history): the pull request's branch says which
+        action = "rollback" if (pull.get("head") or {}).get("ref", "").startswith("rollback/") else "promote"
+        replaced = production.history[0].model_version if production.history and action == "promote" else None
     return {
         "action": action,
         "model_version": current.model_version,
         "model_digest": current.model_digest,
         "image": current.image,
         "risk_tier": current.risk_tier,
-        "replaced": production.history[0].model_version if production.history else None,
+        "replaced": replaced,
         "gate": {
             "passed": bool(gate_result.get("passed"))
             and gate_result.get("model_version") == current.model_version,
@@ -507,7 +517,9 @@ def audit_record_cli(argv: list[str]) -> int:
     try:
         client = _client(args.repo)
         gate_result = io.read_json(paths.GATE_RESULT) if paths.GATE_RESULT.is_file() else {}
-        record = audit_record(client, args.sha, load_production(args.production), gate_result)
+        parent = _git_show(f"{args.sha}^", args.production)
+        before = Production.model_validate(yaml.safe_load(parent) or {}) if parent is not None else None
+        record = audit_record(client, args.sha, load_production(args.production), gate_result, before)
         entry = append_audit(client, record, args.branch)
     except (PromotionRefused, SettingsError, audit.AuditError) as error:
         print(f"mlops audit-record: {error}", file=sys.stderr)
