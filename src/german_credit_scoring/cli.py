@@ -95,6 +95,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.governance.promotion:champion_cli",
         "move the MLflow alias champion to the production version",
     ),
+    "kustomization": (
+        "german_credit_scoring.governance.deploy:kustomization_cli",
+        "write or check serving/k8s/kustomization.yaml from governance/production.yaml",
+    ),
     "lock-check": (
         "german_credit_scoring.gitops.lock:check_cli",
         "is the committed dvc.lock what CI reproduced? names the differing stages (exit 1)",

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 import yaml
 
-from german_credit_scoring.governance import audit
+from german_credit_scoring.governance import audit, deploy
 from german_credit_scoring.governance.production import Entry, Production, render_production
 from tests.act.harness import ACT, Act, ActGitHub, job_results, serve
 from tests.e2e.helpers import ROOT, git
@@ -68,9 +68,12 @@ def act(tmp_path_factory):
     project = work / "project"
     git(project, "checkout", "-q", "-B", "main")
     git(project, "remote", "set-url", "origin", "https://github.com/acme/credit.git")
-    production = render_production(Production(current=entry("v2"), history=[entry("v1")]))
+    state = Production(current=entry("v2"), history=[entry("v1")])
+    production = render_production(state)
     (project / "governance/production.yaml").write_text(production, encoding="utf-8")
-    git(project, "add", "governance/production.yaml")
+    kustomization = deploy.render_kustomization(state, project / "serving/k8s")
+    (project / "serving/k8s/kustomization.yaml").write_text(kustomization, encoding="utf-8")
+    git(project, "add", "governance/production.yaml", "serving/k8s/kustomization.yaml")
     git(project, "commit", "-q", "-m", "v2 in production, v1 before it")
     git(project, "update-ref", "refs/remotes/origin/main", "main")
     runner = Act(project, work)
@@ -78,6 +81,7 @@ def act(tmp_path_factory):
     runner.github = PromoteGitHub(runner.store)
     runner.server = serve(runner.github)
     runner.github.files[("main", "governance/production.yaml")] = production.encode()
+    runner.github.files[("main", "serving/k8s/kustomization.yaml")] = kustomization.encode()
     yield runner
     runner.close()
 
@@ -113,7 +117,11 @@ def test_rollback_dispatch_check_and_merge_record(act):
     # 2. the promotion check on that pull request: refused without a model-risk approver, then passes
     git(project, "checkout", "-q", "-b", "rollback/v1")
     (project / "governance/production.yaml").write_text(proposed, encoding="utf-8")
-    git(project, "commit", "-qam", "Roll production back to model v1")
+    kustomization = github.files[("rollback/v1", "serving/k8s/kustomization.yaml")].decode()
+    assert "sha256:" + "1" * 64 in kustomization  # the cluster goes back to v1's image
+    (project / "serving/k8s/kustomization.yaml").write_text(kustomization, encoding="utf-8")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "Roll production back to model v1")
     head = git(project, "rev-parse", "HEAD").strip()
     github.reviews[1] = [
         {"user": {"login": "plat-bob"}, "state": "APPROVED", "submitted_at": "x", "commit_id": head}

@@ -184,6 +184,7 @@ def project(tmp_path, monkeypatch, github):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "governance", tmp_path / "governance")
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(ROOT / "serving/k8s", tmp_path / "serving/k8s")
     (tmp_path / "governance/audit.jsonl").unlink(missing_ok=True)
     set_model(tmp_path, "v1")
     for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "main"]):
@@ -207,7 +208,9 @@ def set_model(root: Path, version: str, passed: bool = True, skip_regression: bo
 
 def take(github: StandInGitHub, root: Path, branch: str) -> None:
     """Check out what the pull request's branch holds (the workflow's checkout)."""
-    (root / "governance/production.yaml").write_text(github.branches[branch]["governance/production.yaml"])
+    for name, text in github.branches[branch].items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
 
 
 def promote_and_merge(
@@ -236,7 +239,7 @@ def test_promote_opens_one_pull_request_that_changes_only_production_yaml(projec
     )
     assert "Promotion" in pull["body"] and "Risk tier **high**" in pull["body"]
     branch = github.branches["promote/v1"]
-    assert set(branch) == {"governance/production.yaml"}
+    assert set(branch) == {"governance/production.yaml", "serving/k8s/kustomization.yaml"}
     state = Production.model_validate(yaml.safe_load(branch["governance/production.yaml"]))
     assert state.current.model_version == "v1" and state.history == []
     assert state.current.model_digest == "sha256:" + hashlib.sha256(b"model v1").hexdigest()

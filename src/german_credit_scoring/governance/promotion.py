@@ -34,6 +34,7 @@ from german_credit_scoring import io, paths
 from german_credit_scoring.errors import SettingsError
 from german_credit_scoring.github import ConfigurationError, GitHub, GitHubError
 from german_credit_scoring.governance import audit
+from german_credit_scoring.governance.deploy import KUSTOMIZATION, render_kustomization
 from german_credit_scoring.governance.lineage import sha256_file
 from german_credit_scoring.governance.owners import load_teams
 from german_credit_scoring.governance.policy import TierPolicy, load_tiers, project_tier
@@ -206,6 +207,13 @@ def open_change(
         fresh_branch(client, branch, base)
     _, sha = read_file(client, PRODUCTION_FILE.as_posix(), branch)
     write_file(client, PRODUCTION_FILE.as_posix(), text, branch, title, sha)
+    # what the cluster deploys (Argo CD / Flux build serving/k8s) moves in the same pull request
+    kustomization = render_kustomization(state)
+    current, sha = read_file(client, KUSTOMIZATION.as_posix(), branch)
+    if current != kustomization:
+        write_file(
+            client, KUSTOMIZATION.as_posix(), kustomization, branch, f"{title}: the image it deploys", sha
+        )
     if existing is not None:
         return client.request("PATCH", client.repo_path(f"pulls/{existing['number']}"), body={"body": body})
     pull = client.request(
@@ -462,6 +470,11 @@ def check_cli(argv: list[str]) -> int:
         tier_name, tier = _tier(args)
         current = head.current
         assert current is not None
+        deployed = KUSTOMIZATION.read_text(encoding="utf-8") if KUSTOMIZATION.is_file() else ""
+        if deployed != render_kustomization(head):
+            problems.append(
+                f"{KUSTOMIZATION} does not deploy what {args.production} says: run `uv run mlops kustomization --write`"
+            )
         if action == "promote":
             gate_result = io.read_json(paths.GATE_RESULT) if paths.GATE_RESULT.is_file() else {}
             problems += gate_problems(current.model_version, gate_result, tier_name, tier)
