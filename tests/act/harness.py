@@ -219,12 +219,14 @@ class Act:
             command += ["-j", job]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "MLFLOW_"))}
         env.update({k: v for k, v in env_values.items() if k in ("PATH", "HOME")})
-        result = subprocess.run(
-            command, cwd=self.project, env=env, capture_output=True, text=True, timeout=timeout
-        )
-        self.logs[f"{event}-{run_id}-{job or ''}"] = result.stdout + result.stderr
-        (self.work / f"act-{event}-{run_id}-{job or 'all'}.log").write_text(result.stdout + result.stderr)
-        return result
+        log_path = self.work / f"act-{event}-{run_id}-{job or 'all'}.log"  # streamed: follow it with tail -f
+        with open(log_path, "w", encoding="utf-8") as log:
+            returncode = subprocess.run(
+                command, cwd=self.project, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+        output = log_path.read_text(encoding="utf-8", errors="replace")
+        self.logs[f"{event}-{run_id}-{job or ''}"] = output
+        return subprocess.CompletedProcess(command, returncode, output, "")
 
 
 def job_results(log: str) -> dict[str, str]:

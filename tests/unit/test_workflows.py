@@ -230,10 +230,28 @@ def test_each_stage_with_a_report_posts_its_own_comment_and_hands_on_its_outputs
         permissions = next(iter(workflow["jobs"].values()))["permissions"]
         assert (permissions.get("pull-requests") == "write") == writes_markdown, stage
         uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
-        assert uploads and uploads[0]["with"]["name"] == f"pipeline-{stage}"
-        # a failing stage (gate, fairness, validation) fails the job: the repro step is not softened
-        repro = next(s for s in steps if f"dvc repro {stage}" in s.get("run", ""))
+        handover = [u for u in uploads if u["with"]["name"] == f"pipeline-{stage}"]
+        assert len(handover) == 1, stage
+        # exactly what later stages need: the outputs so far, CI's lock and the run records; no raw data
+        listed = handover[0]["with"]["path"].split()
+        assert listed == handed_over(stage) + ["dvc.lock", "runs/"], stage
+        assert handover[0]["with"].get("overwrite") is True  # "Re-run failed jobs" uploads again
+        # the stage always runs (never "didn't change, skipping"), and a failing stage (gate, fairness,
+        # validation) fails the job: the repro step is not softened
+        repro = next(s for s in steps if f"--single-item {stage}" in s.get("run", ""))
+        assert f"dvc repro --force --single-item {stage}" in repro["run"]
         assert "continue-on-error" not in repro and "||" not in repro["run"]
+
+
+def handed_over(stage: str) -> list[str]:
+    """Outputs, metrics and plots of the pull-request stages up to ``stage``, in pipeline order."""
+    order = [name for name in dvc_stages() if name in pr_stage_jobs()]
+    paths: list[str] = []
+    for name in order[: order.index(stage) + 1]:
+        spec = dvc_stages()[name]
+        for key in ("outs", "metrics", "plots"):
+            paths += [p for p in _paths(spec.get(key)) if p not in paths]
+    return paths
 
 
 def test_drift_runs_on_a_schedule_and_opens_the_retraining_pr():
@@ -244,17 +262,29 @@ def test_drift_runs_on_a_schedule_and_opens_the_retraining_pr():
     assert "--dispatch-workflow pr.yml" in runs and (WORKFLOWS_DIR / "pr.yml").is_file()
 
 
-def test_main_pushes_the_image_from_the_package_record_the_package_stage_writes():
+def test_main_ships_the_reviewed_release_and_never_retrains():
     workflow = load(WORKFLOWS_DIR / "main.yml")
     assert triggers(workflow)["push"]["branches"] == ["main"]
-    record = workflow["env"]["PACKAGE_RECORD"]
-    package = dvc_stages().get("package")
-    assert package is not None, "dvc.yaml has no package stage, which main.yml builds the image from"
-    assert record in _paths(package.get("outs")) + _paths(package.get("metrics")), (
-        f"main.yml reads {record}, which the package stage does not declare as an output"
-    )
     runs = " ".join(s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"])
-    assert "dvc repro package" in runs and "bentoml containerize" in runs and "mlops register" in runs
+    assert "dvc repro" not in runs  # main never trains
+    assert "mlops handover fetch" in runs and "mlops handover verify" in runs
+    assert "bentoml containerize" in runs and "mlops handover labels" in runs and "mlops register" in runs
+    assert ":latest" not in runs
+    # the release main fetches is the artifact the package job of the pull request uploads
+    package = load(WORKFLOWS_DIR / "package.yml")
+    steps = [s for job in package["jobs"].values() for s in job["steps"]]
+    names = [s["with"]["name"] for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    from german_credit_scoring.gitops.handover import ARTIFACT
+
+    assert ARTIFACT in names
+    assert "mlops handover pack" in " ".join(s.get("run", "") for s in steps)
+
+
+def test_actionlint_finds_nothing():
+    result = subprocess.run(
+        [venv_tool("actionlint"), "-no-color"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --------------------------------------------------------------------------- security rules
