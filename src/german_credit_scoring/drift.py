@@ -5,19 +5,26 @@ snapshot, per declared feature, and for the model's scores and, when labels are 
 
 Verdicts are taken on **effect sizes** (PSI, Kolmogorov-Smirnov statistic, Jensen-Shannon distance)
 with thresholds from ``params.yaml``; p-values are reported beside them and also have to be small
-(``drift.alpha``): at 100k rows a p-value flags differences too small to matter, at 200 rows an effect
-size alone flags sampling noise. Requiring both keeps the alarm meaningful at any batch size.
+(``drift.alpha``) **after a family-wise correction** across every test of the check
+(``drift.correction``: Holm by default), so that checking twenty features at once does not turn
+twenty chances of noise into an alarm. At 100k rows a p-value flags differences too small to
+matter, at 200 rows an effect size alone flags sampling noise: requiring both keeps the alarm
+meaningful at any batch size.
 
-Every statistic is vectorised numpy over sorted arrays: the reference and current columns are sorted
-once, and KS, the reference-quantile PSI bins and the display histogram all come from binary searches
-into those sorted arrays.
+Beyond distributions, three things are findings of their own: a change in a feature's share of
+missing values (``drift.missing_rate_threshold``), a change in the window's volume
+(``drift.expected_rows``, ``drift.volume_change_threshold``), and log records that cannot be read
+(counted and reported by file and line). Current data that lacks a model input, or whose columns
+are not the contract's, is bad input (exit 2), never a pass.
+
+Statistics live in :mod:`german_credit_scoring.monitoring.stats` (numpy only, exact, equal to
+scipy); columns are read one at a time through pyarrow (:mod:`german_credit_scoring.monitoring.tables`),
+so ``mlops drift`` imports neither pandas, scipy nor scikit-learn unless a model must score rows.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import logging
 import math
 import os
@@ -26,149 +33,81 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from german_credit_scoring import io, paths
 from german_credit_scoring.contract import FeatureDefinition, FeatureSet, load_features
 from german_credit_scoring.errors import DataError, ProjectError, SettingsError
+from german_credit_scoring.monitoring.stats import (
+    PSI_EPSILON,
+    adjust_p_values,
+    chi_square,
+    compare_numeric_arrays,
+    counts_in_bins,
+    js_distance,
+    ks_sorted,
+    psi,
+    quantile_edges,
+    two_proportion_p,
+)
+from german_credit_scoring.monitoring.tables import (
+    LOG_SUFFIXES,
+    MISSING,
+    PROBABILITY,
+    TABLE_SUFFIXES,
+    BadRecords,
+    Columns,
+    read_columns,
+    read_file_columns,
+    read_log_rows,
+    resolve_sources,
+)
 from german_credit_scoring.settings import DriftSettings, Settings, load_settings
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
+
+__all__ = [  # the statistics moved to monitoring.stats; these names stay importable from here
+    "LOG_SUFFIXES",
+    "MISSING",
+    "PROBABILITY",
+    "PSI_EPSILON",
+    "TABLE_SUFFIXES",
+    "check_drift",
+    "chi_square",
+    "compare_categorical",
+    "compare_features",
+    "compare_numeric",
+    "counts_in_bins",
+    "drift_cli",
+    "find_model",
+    "js_distance",
+    "ks_sorted",
+    "load_model",
+    "psi",
+    "quantile_edges",
+    "read_current",
+    "render_markdown",
+    "resolve_sources",
+    "run_drift",
+    "score",
+    "sparkline",
+]
 
 DRIFT_JSON = paths.DRIFT_RESULT
 DRIFT_MD = paths.DRIFT_MD
 
-# Frequencies are floored at this value before logs are taken (an empty bin would make PSI infinite).
-PSI_EPSILON = 1e-4
-# Column that carries the model's probability in a flattened current frame.
-PROBABILITY = "__probability__"
-MISSING = "__missing__"
 SPARK = "▁▂▃▄▅▆▇█"
 DISPLAY_BINS = 12
 MAX_CATEGORY_BARS = 16
-THRESHOLD_KEYS = {"psi_threshold", "ks_threshold", "js_threshold", "alpha"}
-LOG_SUFFIXES = (".jsonl", ".json", ".ndjson")
+THRESHOLD_KEYS = {"psi_threshold", "ks_threshold", "js_threshold", "alpha", "missing_rate_threshold"}
 # Rows scored by the model per side: score distributions and ROC AUC are precise to ~0.003 at this
 # size, and scoring millions of rows through the pipeline would cost more than everything else.
 MAX_SCORED_ROWS = 200_000
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq", *LOG_SUFFIXES)
-
-
-# --------------------------------------------------------------------------------------------------
-# Statistics (pure, numpy)
-# --------------------------------------------------------------------------------------------------
-
-
-def psi(reference_counts: np.ndarray, current_counts: np.ndarray, epsilon: float = PSI_EPSILON) -> float:
-    """Population Stability Index over aligned bins: sum((c - r) * ln(c / r)) of floored frequencies."""
-    ref = np.asarray(reference_counts, dtype=float)
-    cur = np.asarray(current_counts, dtype=float)
-    if ref.sum() == 0 or cur.sum() == 0:
-        return float("nan")
-    r = np.maximum(ref / ref.sum(), epsilon)
-    c = np.maximum(cur / cur.sum(), epsilon)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def js_distance(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """Jensen-Shannon distance with natural logs, as ``scipy.spatial.distance.jensenshannon`` (and
-    Evidently) compute it: 0 for identical distributions, sqrt(ln 2) ~ 0.833 for disjoint ones."""
-    p = np.asarray(reference_counts, dtype=float)
-    q = np.asarray(current_counts, dtype=float)
-    if p.sum() == 0 or q.sum() == 0:
-        return float("nan")
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log(a[mask] / m[mask])))
-
-    return float(math.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
-
-
-def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
-    """Pearson chi-square test of homogeneity on a 2 x K table (no continuity correction).
-
-    Equal to ``scipy.stats.chi2_contingency(table, correction=False)`` after dropping empty columns.
-    """
-    from scipy.stats import chi2
-
-    table = np.vstack([np.asarray(reference_counts, float), np.asarray(current_counts, float)])
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
-        return 0.0, 1.0
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    statistic = float(np.sum((table - expected) ** 2 / expected))
-    dof = table.shape[1] - 1
-    return statistic, float(chi2.sf(statistic, dof))
-
-
-def ks_sorted(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> tuple[float, float]:
-    """Two-sample KS on already sorted, NaN-free arrays: (statistic, asymptotic two-sided p-value).
-
-    The empirical CDFs only step at sample points, so the largest gap is found at the last copy of
-    each distinct value of either sample; each CDF there is a position in its own sorted array.
-    Matches ``scipy.stats.ks_2samp(a, b, method="asymp")``.
-    """
-    from scipy.stats import kstwo
-
-    n, m = len(reference_sorted), len(current_sorted)
-    if n == 0 or m == 0:
-        return float("nan"), float("nan")
-    gaps = []
-    for own, other, own_n, other_n in (
-        (reference_sorted, current_sorted, n, m),
-        (current_sorted, reference_sorted, m, n),
-    ):
-        last = np.flatnonzero(np.append(own[1:] != own[:-1], True))  # last index of each distinct value
-        own_cdf = (last + 1) / own_n
-        other_cdf = np.searchsorted(other, own[last], side="right") / other_n
-        gaps.append(np.max(np.abs(own_cdf - other_cdf)))
-    statistic = float(max(gaps))
-    big, small = max(n, m), min(n, m)
-    en = big * small / (big + small)
-    p_value = float(np.clip(kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
-    return statistic, p_value
-
-
-def quantile_edges(reference_sorted: np.ndarray, bins: int) -> np.ndarray:
-    """Inner bin edges at reference quantiles; repeated values collapse, so a discrete feature gets
-    one bin per distinct value rather than empty bins."""
-    if len(reference_sorted) == 0:
-        return np.array([])
-    positions = (np.arange(1, bins) * len(reference_sorted)) // bins
-    edges = np.unique(reference_sorted[np.clip(positions, 0, len(reference_sorted) - 1)])
-    return edges[edges < reference_sorted[-1]]  # no bin above the reference maximum: it would be empty
-
-
-def counts_in_bins(sorted_values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
-    """Counts in (-inf, e1], (e1, e2], ..., (ek, inf) for a sorted array: k + 1 binary searches."""
-    cuts = np.searchsorted(sorted_values, inner_edges, side="right")
-    return np.diff(np.concatenate([[0], cuts, [len(sorted_values)]]))
-
-
-def display_histogram(
-    reference_sorted: np.ndarray, current_sorted: np.ndarray, bins: int = DISPLAY_BINS
-) -> dict[str, Any]:
-    """Equal-width bins over the reference range (outliers land in the end bins), as fractions."""
-    if len(reference_sorted) == 0:
-        return {"edges": [], "reference": [], "current": []}
-    low, high = float(reference_sorted[0]), float(reference_sorted[-1])
-    if high <= low:
-        high = low + 1.0
-    edges = np.linspace(low, high, bins + 1)
-    inner = edges[1:-1]
-    ref = counts_in_bins(reference_sorted, inner)
-    cur = counts_in_bins(current_sorted, inner)
-    return {
-        "edges": edges.tolist(),
-        "reference": (ref / max(ref.sum(), 1)).tolist(),
-        "current": (cur / max(cur.sum(), 1)).tolist(),
-    }
 
 
 def sparkline(values: Iterable[float], scale: float | None = None) -> str:
@@ -193,6 +132,7 @@ class Thresholds:
     ks: float
     js: float
     alpha: float
+    missing_rate: float = 0.1
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -200,11 +140,8 @@ class Thresholds:
             "ks_threshold": self.ks,
             "js_threshold": self.js,
             "alpha": self.alpha,
+            "missing_rate_threshold": self.missing_rate,
         }
-
-
-def alpha_of(drift: DriftSettings) -> float:
-    return float(drift.alpha)
 
 
 def thresholds_for(name: str, drift: DriftSettings) -> Thresholds:
@@ -213,7 +150,8 @@ def thresholds_for(name: str, drift: DriftSettings) -> Thresholds:
         psi=float(override.get("psi_threshold", drift.psi_threshold)),
         ks=float(override.get("ks_threshold", drift.ks_threshold)),
         js=float(override.get("js_threshold", drift.js_threshold)),
-        alpha=float(override.get("alpha", alpha_of(drift))),
+        alpha=float(override.get("alpha", drift.alpha)),
+        missing_rate=float(override.get("missing_rate_threshold", drift.missing_rate_threshold)),
     )
 
 
@@ -233,155 +171,228 @@ def check_per_feature(drift: DriftSettings, features: FeatureSet, target: str = 
             )
 
 
-def _numeric(values: pd.Series | np.ndarray) -> np.ndarray:
-    if isinstance(values, pd.Series):
+def _numeric(values: Any) -> np.ndarray:
+    if hasattr(values, "to_numpy") and hasattr(values, "dtype"):  # a pandas Series
+        import pandas as pd
+
         values = pd.to_numeric(values, errors="coerce")
         return values.to_numpy(dtype="float64", na_value=np.nan)
     return np.asarray(values, dtype="float64")
 
 
-def compare_numeric(
-    name: str, reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray, bins: int, thr: Thresholds
-) -> dict[str, Any]:
-    """PSI on reference-quantile bins, KS, chi-square on the same bins, missing rates, histogram."""
+def _missing_rate(
+    row: dict[str, Any], ref_missing: int, ref_total: int, cur_missing: int, cur_total: int
+) -> None:
+    """Share of missing values on each side, its change and the two-proportion test of it."""
+    row["missing_rate_reference"] = ref_missing / ref_total if ref_total else None
+    row["missing_rate_current"] = cur_missing / cur_total if cur_total else None
+    row["missing_rate_change"] = (
+        row["missing_rate_current"] - row["missing_rate_reference"] if ref_total and cur_total else None
+    )
+    row["missing_p_value"] = two_proportion_p(ref_missing, ref_total, cur_missing, cur_total)
+
+
+def decide(
+    row: dict[str, Any], p_adjusted: float | None = None, missing_p_adjusted: float | None = None
+) -> None:
+    """Verdict of one row from its effect sizes and (family-wise adjusted) p-values.
+
+    Distribution drift: an effect size above its threshold and a significant test; missing-rate
+    drift: the share of missing values moved by more than ``missing_rate_threshold`` and the move
+    is significant. Without adjusted p-values the raw ones decide (a family of one).
+    """
+    thr = row["thresholds"]
+    alpha = thr["alpha"]
+    p_adjusted = row["p_value"] if p_adjusted is None else p_adjusted
+    missing_p_adjusted = row["missing_p_value"] if missing_p_adjusted is None else missing_p_adjusted
+    row["p_value_adjusted"] = p_adjusted
+    row["missing_p_value_adjusted"] = missing_p_adjusted
+    effects = list(row["effects"])
+    significant = p_adjusted is not None and p_adjusted < alpha
+    row["distribution_drifted"] = bool(effects) and significant
+    reasons = list(effects)
+    if effects and not significant:
+        reasons.append(f"but not significant (adjusted p {_p(p_adjusted)} >= {alpha:g}): sampling noise")
+    change = row.get("missing_rate_change")
+    row["missing_drifted"] = bool(
+        change is not None
+        and abs(change) > thr["missing_rate_threshold"]
+        and missing_p_adjusted is not None
+        and missing_p_adjusted < alpha
+    )
+    if row["missing_drifted"]:
+        reasons.append(
+            f"missing values {row['missing_rate_reference']:.1%} -> {row['missing_rate_current']:.1%} "
+            f"({change:+.1%}, more than {thr['missing_rate_threshold']:.0%})"
+        )
+    row["reasons"] = reasons
+    row["drifted"] = row["distribution_drifted"] or row["missing_drifted"]
+    row["verdict"] = "drift" if row["drifted"] else "no_drift"
+
+
+def _p(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
+def compare_numeric(name: str, reference: Any, current: Any, bins: int, thr: Thresholds) -> dict[str, Any]:
+    """PSI on reference-quantile bins, KS, chi-square on the same bins, missing rates, histogram.
+
+    Non-finite values (NaN, missing, +-inf) are missing: excluded from the distribution tests and
+    counted in the missing rate. The feature's p-value is the smaller of the KS and chi-square
+    p-values, doubled (Bonferroni over the feature's two tests)."""
     ref_all, cur_all = _numeric(reference), _numeric(current)
-    ref_nan, cur_nan = np.isnan(ref_all), np.isnan(cur_all)
-    ref = np.sort(ref_all[~ref_nan]) if ref_nan.any() else np.sort(ref_all)
-    cur = np.sort(cur_all[~cur_nan]) if cur_nan.any() else np.sort(cur_all)
-    edges = quantile_edges(ref, bins)
-    ref_counts, cur_counts = counts_in_bins(ref, edges), counts_in_bins(cur, edges)
-    value_psi = psi(ref_counts, cur_counts)
-    ks_stat, ks_p = ks_sorted(ref, cur)
-    chi2_stat, chi2_p = chi_square(ref_counts, cur_counts)
-    reasons = []
+    ref_missing, cur_missing = ~np.isfinite(ref_all), ~np.isfinite(cur_all)
+    ref = ref_all[~ref_missing] if ref_missing.any() else ref_all
+    cur = cur_all[~cur_missing] if cur_missing.any() else cur_all
+    cmp = compare_numeric_arrays(ref, cur, bins)
+    value_psi = psi(cmp.reference_counts, cmp.current_counts)
+    chi2_stat, chi2_p = chi_square(cmp.reference_counts, cmp.current_counts)
+    effects = []
     if value_psi > thr.psi:
-        reasons.append(f"PSI {value_psi:.3f} > {thr.psi:g}")
-    if ks_stat > thr.ks:
-        reasons.append(f"KS {ks_stat:.3f} > {thr.ks:g}")
-    significant = min(ks_p, chi2_p) < thr.alpha
-    drifted = bool(reasons) and significant
-    if reasons and not significant:
-        reasons.append(f"but not significant (p >= {thr.alpha:g}): sampling noise")
-    return {
+        effects.append(f"PSI {value_psi:.3f} > {thr.psi:g}")
+    if cmp.ks_statistic > thr.ks:
+        effects.append(f"KS {cmp.ks_statistic:.3f} > {thr.ks:g}")
+    tests = [p for p in (cmp.ks_p_value, chi2_p) if p is not None and math.isfinite(p)]
+    ref_total, cur_total = max(cmp.display_reference.sum(), 1), max(cmp.display_current.sum(), 1)
+    row: dict[str, Any] = {
         "name": name,
         "kind": "numeric",
-        "drifted": drifted,
-        "verdict": "drift" if drifted else "no_drift",
-        "reasons": reasons,
+        "effects": effects,
         "psi": value_psi,
-        "ks_statistic": ks_stat,
-        "ks_p_value": ks_p,
+        "ks_statistic": cmp.ks_statistic,
+        "ks_p_value": cmp.ks_p_value,
         "chi2_statistic": chi2_stat,
         "chi2_p_value": chi2_p,
-        "js_distance": js_distance(ref_counts, cur_counts),
-        "missing_rate_reference": float(ref_nan.mean()) if len(ref_all) else None,
-        "missing_rate_current": float(cur_nan.mean()) if len(cur_all) else None,
+        "p_value": min(1.0, 2 * min(tests)) if tests else None,
+        "js_distance": js_distance(cmp.reference_counts, cmp.current_counts),
         "mean_reference": float(ref.mean()) if len(ref) else None,
         "mean_current": float(cur.mean()) if len(cur) else None,
         "unseen_categories": {},
         "thresholds": thr.as_dict(),
-        "histogram": display_histogram(ref, cur),
+        "histogram": {
+            "edges": cmp.display_edges.tolist(),
+            "reference": (cmp.display_reference / ref_total).tolist(),
+            "current": (cmp.display_current / cur_total).tolist(),
+        },
     }
+    _missing_rate(row, int(ref_missing.sum()), len(ref_all), int(cur_missing.sum()), len(cur_all))
+    decide(row)
+    return row
 
 
-def _category_counts(values: pd.Series) -> dict[str, int]:
+def _category_counts(values: Any) -> dict[str, int]:
+    if isinstance(values, dict):
+        return {str(k): int(v) for k, v in values.items()}
     counts = values.value_counts(dropna=False, sort=False)
     out: dict[str, int] = {}
     for key, count in counts.items():
-        label = (
-            MISSING
-            if key is None or (isinstance(key, float) and math.isnan(key)) or key is pd.NA
-            else str(key)
-        )
+        missing = key is None or (isinstance(key, float) and math.isnan(key)) or str(key) in {"<NA>", "NaT"}
+        label = MISSING if missing else str(key)
         out[label] = out.get(label, 0) + int(count)
     return out
 
 
 def compare_categorical(
     name: str,
-    reference: pd.Series,
-    current: pd.Series,
+    reference: Any,
+    current: Any,
     thr: Thresholds,
     allowed: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """PSI, chi-square and Jensen-Shannon over categories (missing is a category of its own).
 
-    A category never seen in the reference (nor declared) is listed under ``unseen_categories``; it
-    takes part in every statistic, so a large unseen share is drift by itself.
+    ``reference`` and ``current`` are pandas Series or value -> count mappings. A category never
+    seen in the reference (nor declared) is listed under ``unseen_categories``; it takes part in
+    every statistic, so a large unseen share is drift by itself.
     """
     ref_counts_map = _category_counts(reference)
     cur_counts_map = _category_counts(current)
     known = set(ref_counts_map) | set(allowed or ())
     order = sorted(ref_counts_map, key=lambda k: (-ref_counts_map[k], k))
     order += sorted(set(allowed or ()) - set(ref_counts_map))
-    unseen = {k: v for k, v in sorted(cur_counts_map.items(), key=lambda kv: -kv[1]) if k not in known}
+    unseen = {
+        k: v for k, v in sorted(cur_counts_map.items(), key=lambda kv: (-kv[1], kv[0])) if k not in known
+    }
     order += list(unseen)
     ref_counts = np.array([ref_counts_map.get(k, 0) for k in order], dtype=float)
     cur_counts = np.array([cur_counts_map.get(k, 0) for k in order], dtype=float)
     value_psi = psi(ref_counts, cur_counts)
     value_js = js_distance(ref_counts, cur_counts)
     chi2_stat, chi2_p = chi_square(ref_counts, cur_counts)
-    reasons = []
+    effects = []
     if value_psi > thr.psi:
-        reasons.append(f"PSI {value_psi:.3f} > {thr.psi:g}")
+        effects.append(f"PSI {value_psi:.3f} > {thr.psi:g}")
     if value_js > thr.js:
-        reasons.append(f"JS {value_js:.3f} > {thr.js:g}")
-    significant = chi2_p < thr.alpha
-    drifted = bool(reasons) and significant
-    if reasons and not significant:
-        reasons.append(f"but not significant (p >= {thr.alpha:g}): sampling noise")
-    n_ref, n_cur = max(ref_counts.sum(), 1), max(cur_counts.sum(), 1)
-    return {
+        effects.append(f"JS {value_js:.3f} > {thr.js:g}")
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    row: dict[str, Any] = {
         "name": name,
         "kind": "categorical",
-        "drifted": drifted,
-        "verdict": "drift" if drifted else "no_drift",
-        "reasons": reasons,
+        "effects": effects,
         "psi": value_psi,
         "ks_statistic": None,
         "ks_p_value": None,
         "chi2_statistic": chi2_stat,
         "chi2_p_value": chi2_p,
+        "p_value": chi2_p,
         "js_distance": value_js,
-        "missing_rate_reference": ref_counts_map.get(MISSING, 0) / n_ref,
-        "missing_rate_current": cur_counts_map.get(MISSING, 0) / n_cur,
         "unseen_categories": unseen,
-        "unseen_rate_current": sum(unseen.values()) / n_cur,
+        "unseen_rate_current": sum(unseen.values()) / max(n_cur, 1),
         "thresholds": thr.as_dict(),
         "histogram": {
             "categories": order,
-            "reference": (ref_counts / n_ref).tolist(),
-            "current": (cur_counts / n_cur).tolist(),
+            "reference": (ref_counts / max(n_ref, 1)).tolist(),
+            "current": (cur_counts / max(n_cur, 1)).tolist(),
         },
     }
+    _missing_rate(row, ref_counts_map.get(MISSING, 0), n_ref, cur_counts_map.get(MISSING, 0), n_cur)
+    decide(row)
+    return row
+
+
+def as_columns(data: Any, label: str) -> Columns:
+    """A pandas frame or already opened :class:`Columns`."""
+    return data if isinstance(data, Columns) else Columns.from_frame(data, label)
 
 
 def compare_features(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: Any,
+    current: Any,
     features: Iterable[FeatureDefinition],
     drift: DriftSettings,
     workers: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every declared feature present in both frames, in parallel threads (numpy releases the GIL).
+    """Every declared feature present in both tables, in parallel threads (numpy and pyarrow release
+    the GIL); one column at a time is read, so a window never has to fit in memory as a table.
 
-    Returns the per-feature results in contract order and the features absent from the current data.
+    Returns the per-feature results in contract order (decided per feature, before the family-wise
+    correction that :func:`check_drift` applies) and the features absent from the current data.
     """
     features = list(features)
-    missing = [f.name for f in features if f.name not in current.columns]
-    absent_in_reference = [f.name for f in features if f.name not in reference.columns]
+    reference, current = as_columns(reference, "reference"), as_columns(current, "current")
+    missing = [f.name for f in features if f.name not in current]
+    absent_in_reference = [f.name for f in features if f.name not in reference]
     if absent_in_reference:
         raise DataError(f"reference data lacks the declared features {absent_in_reference}")
-    todo = [f for f in features if f.name in current.columns]
+    todo = [f for f in features if f.name in current]
 
     def one(feature: FeatureDefinition) -> dict[str, Any]:
         thr = thresholds_for(feature.name, drift)
         if feature.is_numeric:
+            expected = f"{feature.dtype} (feature {feature.name!r} in the contract)"
             return compare_numeric(
-                feature.name, reference[feature.name], current[feature.name], drift.bins, thr
+                feature.name,
+                reference.numeric(feature.name, expected),
+                current.numeric(feature.name, expected),
+                drift.bins,
+                thr,
             )
         return compare_categorical(
-            feature.name, reference[feature.name], current[feature.name], thr, feature.allowed_values
+            feature.name,
+            reference.counts(feature.name),
+            current.counts(feature.name),
+            thr,
+            feature.allowed_values,
         )
 
     workers = workers or min(len(todo), os.cpu_count() or 1) or 1
@@ -450,6 +461,17 @@ def score(model, frame: pd.DataFrame, features: FeatureSet, positive_label: str)
     return probabilities[:, index].astype(float)
 
 
+def _frame_for_model(
+    columns: Columns, features: FeatureSet, extra: list[str], source: str, labelled: str | None = None
+) -> pd.DataFrame:
+    """At most MAX_SCORED_ROWS rows (of those with a label, if ``labelled``) as a typed pandas frame."""
+    names = [f.name for f in features.features] + [n for n in extra if n not in features.names]
+    frame = columns.to_pandas(names)
+    if labelled is not None:
+        frame = frame[frame[labelled].notna()]
+    return numeric_to_contract(_at_most(frame).reset_index(drop=True), features, source)
+
+
 def compare_predictions(
     reference_scores: np.ndarray, current_scores: np.ndarray, drift: DriftSettings, source: str
 ) -> dict[str, Any]:
@@ -459,7 +481,8 @@ def compare_predictions(
         psi=float(override.get("psi_threshold", drift.prediction_psi_threshold)),
         ks=float(override.get("ks_threshold", 1.0)),  # the decision is on PSI unless a KS bound is set
         js=1.0,
-        alpha=float(override.get("alpha", alpha_of(drift))),
+        alpha=float(override.get("alpha", drift.alpha)),
+        missing_rate=1.0,
     )
     result = compare_numeric("prediction", reference_scores, current_scores, drift.bins, thr)
     result["kind"] = "prediction"
@@ -527,104 +550,18 @@ def compare_performance(
 # --------------------------------------------------------------------------------------------------
 
 
-def resolve_sources(source: str | Path) -> list[Path]:
-    """A file, a folder (every table or log file under it) or a glob pattern; sorted for stable output."""
-    text = str(source)
-    if any(ch in text for ch in "*?["):
-        found = [Path(p) for p in glob.glob(text, recursive=True)]
-    else:
-        path = Path(text)
-        if path.is_file():
-            return [path]
-        if path.is_dir():
-            found = [p for p in path.rglob("*") if p.is_file()]
-        else:
-            return []
-    return sorted(p for p in found if p.is_file() and _is_table(p))
-
-
-def _is_table(path: Path) -> bool:
-    name = path.name.lower()
-    return not name.startswith(".") and (name.endswith(TABLE_SUFFIXES) or name.endswith(".csv.gz"))
-
-
-def _flatten_record(record: dict[str, Any], target: str) -> list[dict[str, Any]]:
-    """A prediction-log record (inputs/outputs) or a flat row -> flat rows with ``PROBABILITY``."""
-    if "inputs" not in record:
-        row = dict(record)
-        if "probability" in row and PROBABILITY not in row:
-            row[PROBABILITY] = row.pop("probability")
-        return [row]
-    inputs, outputs = record.get("inputs"), record.get("outputs") or {}
-    if isinstance(inputs, dict):
-        inputs, outputs = [inputs], [outputs] if isinstance(outputs, dict) else outputs
-    if not isinstance(outputs, list):
-        outputs = [outputs] * len(inputs)
-    if isinstance(outputs, list) and len(outputs) == 1 and len(inputs) > 1 and isinstance(outputs[0], dict):
-        # a batch record whose outputs hold lists: {"probability": [...], "decision": [...]}
-        first = outputs[0]
-        if isinstance(first.get("probability"), list):
-            outputs = [{"probability": p} for p in first["probability"]]
-    rows = []
-    for i, item in enumerate(inputs):
-        row = dict(item)
-        out = outputs[i] if i < len(outputs) and isinstance(outputs[i], dict) else {}
-        if "probability" in out:
-            row[PROBABILITY] = out["probability"]
-        for key in ("model_version", "timestamp", "request_id"):
-            if key in record:
-                row[f"__{key}__"] = record[key]
-        if target in record and target not in row:
-            row[target] = record[target]
-        rows.append(row)
-    return rows
-
-
 def read_log(path: Path, target: str) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        text = handle.read()
-    stripped = text.lstrip()
-    if stripped.startswith("["):  # a JSON array of records
-        try:
-            records = json.loads(text)
-        except ValueError as error:
-            raise DataError(f"{path}: not valid JSON: {error}") from None
-    else:
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError as error:
-                raise DataError(f"{path}:{number}: not a JSON object: {error.msg}") from None
-    for number, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: record {number} is a {type(record).__name__}, expected a JSON object")
-        rows.extend(_flatten_record(record, target))
-    return pd.DataFrame.from_records(rows)
+    """Rows of one prediction log as a frame (unreadable lines are skipped: see ``read_columns``)."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records(read_log_rows(Path(path), target, BadRecords()))
 
 
 def read_current(source: str | Path, target: str) -> tuple[pd.DataFrame, list[Path]]:
-    """All current rows from a file, folder or glob (CSV, Parquet, JSON Lines prediction logs)."""
-    from german_credit_scoring.data import read_table
-
-    files = resolve_sources(source)
-    frames = []
-    for path in files:
-        name = path.name.lower()
-        if name.endswith(LOG_SUFFIXES):
-            frame = read_log(path, target)
-        else:
-            frame = read_table(path)
-            if "probability" in frame.columns and PROBABILITY not in frame.columns:
-                frame = frame.rename(columns={"probability": PROBABILITY})
-        if len(frame):
-            frames.append(frame)
-    if not frames:
-        return pd.DataFrame(), files
-    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), files
+    """All current rows from a file, folder or glob (CSV, Parquet, JSON Lines prediction logs) as a
+    pandas frame; the drift check itself reads columns one at a time with :func:`read_columns`."""
+    columns = read_columns(source, target)
+    return columns.to_pandas(columns.names), columns.files
 
 
 # --------------------------------------------------------------------------------------------------
@@ -632,34 +569,87 @@ def read_current(source: str | Path, target: str) -> tuple[pd.DataFrame, list[Pa
 # --------------------------------------------------------------------------------------------------
 
 
-def _labels(frame: pd.DataFrame, target: str, positive_label: str) -> tuple[np.ndarray, np.ndarray]:
-    """0/1 labels and the mask of rows that have one."""
-    if target not in frame.columns:
-        return np.zeros(0, dtype=np.int8), np.zeros(len(frame), dtype=bool)
-    column = frame[target]
-    known = column.notna().to_numpy()
-    labels = (column[known].astype(str) == str(positive_label)).to_numpy(dtype=np.int8)
-    return labels, known
+def check_schema(current: Columns, features: FeatureSet) -> tuple[list[str], list[str]]:
+    """Bad input, raised: current data whose columns are not the contract's, or that lacks a model
+    input. Returns the declared features it lacks that the model does not use (reported, not
+    checked) and the columns the contract does not declare (reported)."""
+    shown = [c for c in current.names if not c.startswith("__")]
+    if not current.names:
+        return [], []
+    present = [name for name in features.names if name in current]
+    if not present:
+        raise DataError(
+            f"the current data has none of the declared features {features.names} "
+            f"(its columns: {shown[:20]}): it does not follow the contract in features/features.yaml"
+        )
+    inputs = [f.name for f in features.model_inputs() if f.name not in current]
+    if inputs:
+        raise DataError(
+            f"the current data lacks the model input column(s) {inputs} declared in "
+            f"features/features.yaml (its columns: {shown[:30]}); every model input must be logged"
+        )
+    absent = [name for name in features.names if name not in current]
+    known = set(features.names)
+    undeclared = [c for c in shown if c not in known]
+    return absent, undeclared
+
+
+def volume_finding(rows: int, drift: DriftSettings, previous_rows: int | None = None) -> dict[str, Any]:
+    """The window's row count against the expected one (the previous window's, else
+    ``drift.expected_rows``): a change of more than ``drift.volume_change_threshold`` is a finding."""
+    expected = previous_rows if previous_rows is not None else drift.expected_rows
+    out: dict[str, Any] = {
+        "current_rows": rows,
+        "expected_rows": expected,
+        "expected_from": "previous window" if previous_rows is not None else "drift.expected_rows",
+        "change": None,
+        "threshold": drift.volume_change_threshold,
+        "drifted": False,
+        "reasons": [],
+    }
+    if expected:
+        change = rows / expected - 1.0
+        out["change"] = change
+        if abs(change) > drift.volume_change_threshold:
+            out["drifted"] = True
+            out["reasons"] = [
+                f"{rows:,} rows against {expected:,} expected ({change:+.0%}, more than "
+                f"±{drift.volume_change_threshold:.0%})"
+            ]
+    return out
+
+
+def _label_counts(columns: Columns, target: str) -> dict[str, int]:
+    if target not in columns:
+        return {}
+    counts = columns.counts(target)
+    counts.pop(MISSING, None)
+    return counts
 
 
 def check_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: Any,
+    current: Any,
     features: FeatureSet,
     settings: Settings,
     model=None,
-    baseline: pd.DataFrame | None = None,
+    baseline: Any = None,
     baseline_name: str = "reference",
     workers: int | None = None,
+    previous_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Compare ``current`` with ``reference``; the result is what reports/drift.json holds.
+    """Compare ``current`` with ``reference`` (pandas frames or :class:`Columns`); the result is what
+    reports/drift.json holds.
 
     ``model`` (optional) scores the reference for prediction drift, and scores current rows that
     carry no logged probability. ``baseline`` (default: the reference) holds the labelled rows
     against which the current performance is compared when current labels are present.
+    ``previous_rows`` (the last window's row count) sets the expected volume when given.
+    Raises :class:`DataError` for bad input (see :func:`check_schema`).
     """
     drift, data = settings.drift, settings.data
     check_per_feature(drift, features, data.target)
+    reference, current = as_columns(reference, "reference"), as_columns(current, "current")
     result: dict[str, Any] = {
         "verdict": "no_drift",
         "message": "",
@@ -671,45 +661,57 @@ def check_drift(
             "psi_threshold": drift.psi_threshold,
             "ks_threshold": drift.ks_threshold,
             "js_threshold": drift.js_threshold,
-            "alpha": alpha_of(drift),
+            "alpha": drift.alpha,
+            "correction": drift.correction,
+            "missing_rate_threshold": drift.missing_rate_threshold,
+            "volume_change_threshold": drift.volume_change_threshold,
+            "expected_rows": drift.expected_rows,
             "prediction_psi_threshold": drift.prediction_psi_threshold,
             "performance_drop_threshold": drift.performance_drop_threshold,
             "bins": drift.bins,
             "per_feature": drift.per_feature,
         },
+        "tests": 0,
+        "findings": [],
         "features": [],
         "drifted_features": [],
         "missing_features": [],
+        "undeclared_columns": [],
+        "volume": None,
+        "bad_records": current.bad_records.as_dict(),
         "prediction": None,
         "target": None,
         "performance": None,
     }
+    missing, undeclared = check_schema(current, features)
+    result["missing_features"], result["undeclared_columns"] = missing, undeclared
+    volume = volume_finding(len(current), drift, previous_rows)
+    result["volume"] = volume
+    if volume["drifted"]:
+        result["findings"].append({"kind": "volume", "name": "rows", "reasons": volume["reasons"]})
     if len(current) < drift.min_rows:
-        result["verdict"] = "insufficient_data"
+        result["verdict"] = "drift" if volume["drifted"] else "insufficient_data"
         result["message"] = (
             f"only {len(current)} current rows, fewer than drift.min_rows = {drift.min_rows}: "
-            "too few to tell drift from noise; no verdict on drift was taken"
+            "too few to tell drift from noise; no verdict on the distributions was taken"
         )
+        if volume["drifted"]:
+            result["message"] = f"volume drifted: {volume['reasons'][0]}; " + result["message"]
         return result
 
-    rows, missing = compare_features(reference, current, features.features, drift, workers)
-    if len(missing) == len(features.features):
-        raise DataError(
-            f"the current data has none of the declared features {features.names} "
-            f"(its columns: {[c for c in current.columns if not str(c).startswith('__')][:20]})"
-        )
+    rows, _ = compare_features(reference, current, features.features, drift, workers)
     result["features"] = rows
-    result["missing_features"] = missing
-    result["drifted_features"] = [r["name"] for r in rows if r["drifted"]]
 
     # Prediction drift: logged probabilities if every current row has one, else the model's scores.
     if model is not None:
-        reference_scores = score(model, _at_most(reference), features, data.positive_label)
-        logged = current[PROBABILITY] if PROBABILITY in current.columns else None
-        if logged is not None and logged.notna().all():
-            current_scores, source = _numeric(logged), "logged probability"
+        reference_frame = _frame_for_model(reference, features, [], "reference")
+        reference_scores = score(model, reference_frame, features, data.positive_label)
+        logged = current.numeric(PROBABILITY, "a probability") if PROBABILITY in current else None
+        if logged is not None and np.isfinite(logged).all():
+            current_scores, source = logged, "logged probability"
         elif not missing:
-            current_scores = score(model, _at_most(current), features, data.positive_label)
+            current_frame = _frame_for_model(current, features, [], "current")
+            current_scores = score(model, current_frame, features, data.positive_label)
             source = (
                 "model score"
                 if len(current) <= MAX_SCORED_ROWS
@@ -721,63 +723,87 @@ def check_drift(
             result["prediction"] = compare_predictions(reference_scores, current_scores, drift, source)
 
     # Label (prior) drift and concept drift, when the outcomes are known.
-    current_labels, known = _labels(current, data.target, data.positive_label)
-    if len(current_labels) >= drift.min_rows:
-        ref_labels, ref_known = _labels(reference, data.target, data.positive_label)
-        if len(ref_labels):
+    current_labels = _label_counts(current, data.target)
+    labelled = sum(current_labels.values())
+    if labelled >= drift.min_rows:
+        reference_labels = _label_counts(reference, data.target)
+        if reference_labels:
             thr = thresholds_for(data.target, drift)
-            target = compare_categorical(
-                data.target,
-                reference[data.target][ref_known].astype(str),
-                current[data.target][known].astype(str),
-                thr,
-            )
+            target = compare_categorical(data.target, reference_labels, current_labels, thr)
             target["kind"] = "target"
             result["target"] = target
         if model is not None and not missing:
-            base = reference if baseline is None else baseline
-            base_labels, base_known = _labels(base, data.target, data.positive_label)
-            if len(base_labels):
-                base_rows, cur_rows = _at_most(base[base_known]), _at_most(current[known])
-                base_labels = _labels(base_rows, data.target, data.positive_label)[0]
-                cur_labels = _labels(cur_rows, data.target, data.positive_label)[0]
-                base_scores = score(model, base_rows, features, data.positive_label)
-                cur_scores = score(model, cur_rows, features, data.positive_label)
+            base = reference if baseline is None else as_columns(baseline, baseline_name)
+            if _label_counts(base, data.target):
+                base_rows = _frame_for_model(base, features, [data.target], baseline_name, data.target)
+                cur_rows = _frame_for_model(current, features, [data.target], "current", data.target)
+                positive = str(data.positive_label)
                 result["performance"] = compare_performance(
-                    base_labels,
-                    base_scores,
-                    cur_labels,
-                    cur_scores,
+                    (base_rows[data.target].astype(str) == positive).to_numpy(dtype=np.int8),
+                    score(model, base_rows, features, data.positive_label),
+                    (cur_rows[data.target].astype(str) == positive).to_numpy(dtype=np.int8),
+                    score(model, cur_rows, features, data.positive_label),
                     settings,
                     baseline_name,
                     baseline is not None,
                 )
-                result["performance"]["labelled_rows"] = len(current_labels)
-    elif len(current_labels):
+                result["performance"]["labelled_rows"] = labelled
+    elif labelled:
         result["message"] = (
-            f"{len(current_labels)} labelled current rows (fewer than {drift.min_rows}): "
-            "performance was not compared"
+            f"{labelled} labelled current rows (fewer than {drift.min_rows}): performance was not compared"
         )
 
-    drifted = bool(result["drifted_features"])
+    # One family: every p-value of this check, corrected together, then every verdict decided.
+    tested = [*rows, *(r for r in (result["prediction"], result["target"]) if r is not None)]
+    family = [row["p_value"] for row in tested] + [row["missing_p_value"] for row in rows]
+    adjusted = adjust_p_values(family, drift.correction)
+    for i, row in enumerate(tested):
+        missing_p = adjusted[len(tested) + i] if i < len(rows) else None
+        decide(row, adjusted[i], missing_p)
+        if row["kind"] == "prediction" or row["kind"] == "target":
+            row["missing_drifted"], row["drifted"] = False, row["distribution_drifted"]
+            row["verdict"] = "drift" if row["drifted"] else "no_drift"
+    result["tests"] = len(family)
+
+    for row in rows:
+        if row["distribution_drifted"]:
+            result["findings"].append(
+                {"kind": "distribution", "name": row["name"], "reasons": row["effects"]}
+            )
+        if row["missing_drifted"]:
+            result["findings"].append(
+                {"kind": "missing_rate", "name": row["name"], "reasons": row["reasons"][-1:]}
+            )
+    result["drifted_features"] = [r["name"] for r in rows if r["drifted"]]
+
     parts = []
     if result["drifted_features"]:
         parts.append(
             f"{len(result['drifted_features'])} feature(s) drifted: {', '.join(result['drifted_features'])}"
         )
+    missing_rate = [r["name"] for r in rows if r["missing_drifted"]]
+    if missing_rate:
+        parts.append(f"missing values changed in {', '.join(missing_rate)}")
+    if volume["drifted"]:
+        parts.append(f"volume changed: {volume['reasons'][0]}")
     for key, label in (
         ("prediction", "prediction distribution"),
         ("target", "label distribution"),
         ("performance", "model performance (concept drift)"),
     ):
         if result[key] is not None and result[key]["drifted"]:
-            drifted = True
             parts.append(f"{label} drifted")
+            result["findings"].append({"kind": key, "name": key, "reasons": result[key]["reasons"]})
+    drifted = bool(result["findings"])
     result["verdict"] = "drift" if drifted else "no_drift"
     if not result["message"]:
         result["message"] = "; ".join(parts) if parts else "no feature, prediction or performance drift"
     if missing:
         result["message"] += f" (not in the current data, not checked: {', '.join(missing)})"
+    if current.bad_records.count:
+        result["message"] += (
+            f" ({current.bad_records.count} unreadable log record(s) skipped, listed in the report)"
+        )
     return result
 
 
@@ -811,11 +837,9 @@ def render_markdown(result: dict[str, Any], source: str = "") -> str:
 
 
 def numeric_to_contract(frame: pd.DataFrame, features: FeatureSet, source: str) -> pd.DataFrame:
-    """Numeric features as float64; a value that is not a number is bad input, not a missing value.
+    """Numeric features as float64; a value that is not a number is bad input, not a missing value."""
+    import pandas as pd
 
-    Categorical columns are left as read (any dtype is counted as text): converting a million
-    Arrow strings to Python objects would cost more than the whole drift check.
-    """
     frame = frame.copy(deep=False)
     for feature in features.numeric:
         if feature.name not in frame.columns:
@@ -843,30 +867,38 @@ def run_drift(
     use_model: bool = True,
     json_path: Path = DRIFT_JSON,
     markdown_path: Path = DRIFT_MD,
+    previous_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Read, compare, write reports/drift.json and reports/drift.md; returns the result."""
-    from german_credit_scoring.data import read_table
+    """Read, compare, write reports/drift.json and reports/drift.md; returns the result.
 
+    Bad input raises :class:`DataError` before anything is written: the last good report stays."""
     source = str(current_source or settings.drift.current)
     if not Path(reference_path).is_file():
         raise DataError(f"{reference_path}: reference snapshot not found (run the ingest stage first)")
-    reference = read_table(reference_path)
-    current, files = read_current(source, settings.data.target)
-    if len(current):
-        current = numeric_to_contract(current, features, source)
+    reference = read_file_columns(Path(reference_path))
+    current = read_columns(source, settings.data.target)
+    check_schema(current, features)  # before the model is loaded: bad input fails fast
     model, model_file = None, None
     if use_model:
         model_file = find_model(model_path)
         if model_file is not None:
             model = load_model(model_file)
     baseline, baseline_name = None, str(reference_path)
-    if paths.TEST.is_file() and Path(reference_path) == paths.REFERENCE:
+    if model is not None and paths.TEST.is_file() and Path(reference_path) == paths.REFERENCE:
         # held-out rows: the reference is the training data, on which the model looks better than it is
-        baseline, baseline_name = read_table(paths.TEST), str(paths.TEST)
+        baseline, baseline_name = read_file_columns(paths.TEST), str(paths.TEST)
     result = check_drift(
-        reference, current, features, settings, model=model, baseline=baseline, baseline_name=baseline_name
+        reference,
+        current,
+        features,
+        settings,
+        model=model,
+        baseline=baseline,
+        baseline_name=baseline_name,
+        previous_rows=previous_rows,
     )
     result["reference"] = str(reference_path)
+    files = current.files
     result["current"] = {"source": source, "files": [str(f) for f in files[:50]], "file_count": len(files)}
     result["model"] = str(model_file) if model_file else None
     if not files:

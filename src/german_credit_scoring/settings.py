@@ -180,6 +180,13 @@ class DriftSettings(Frozen):
     performance_drop_threshold: Annotated[float, Field(ge=0)] = 0.05
     # An effect above its threshold is drift only if also significant (p < alpha): no alarm on noise.
     alpha: Annotated[float, Field(gt=0, le=1)] = 0.01
+    # p-values of all features' tests are corrected together: alpha bounds the whole check's false alarms.
+    correction: Literal["holm", "bonferroni", "none"] = "holm"
+    # A feature's share of missing values moving by more than this (absolute) is drift of its own.
+    missing_rate_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # Rows a window normally holds (None: no volume check); a relative change above the threshold is drift.
+    expected_rows: Annotated[int, Field(ge=1)] | None = None
+    volume_change_threshold: Annotated[float, Field(gt=0)] = 0.5
     per_feature: dict[str, dict[str, float]] = Field(default_factory=dict)
     bins: Annotated[int, Field(ge=2, le=100)] = 10
 

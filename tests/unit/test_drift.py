@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from german_credit_scoring.drift import (
     ks_sorted,
     psi,
     quantile_edges,
+    read_columns,
     read_current,
     render_markdown,
     sparkline,
@@ -227,12 +229,30 @@ def test_current_data_without_any_declared_feature_is_bad_input(split, features,
         check_drift(split.train, pd.DataFrame({"other": range(500)}), features, settings)
 
 
-def test_a_feature_absent_from_current_data_is_reported_not_checked(split, features, settings):
-    absent = features.names[-1]
+def test_a_model_input_absent_from_current_data_is_bad_input_naming_it(split, features, settings):
+    # given a current batch without one model input (whatever its name in the contract)
+    absent = features.model_inputs()[-1].name
     current = split.test.drop(columns=[absent])
-    result = check_drift(split.train, current, features, settings)
-    assert result["missing_features"] == [absent]
-    assert absent in result["message"]
+    # then the check refuses it (exit 2 at the command line) and names the column
+    with pytest.raises(DataError, match=rf"lacks the model input column\(s\) \['{absent}'\]"):
+        check_drift(split.train, current, features, settings)
+
+
+def test_unrelated_columns_are_bad_input_even_below_min_rows(split, features, settings):
+    # given a file whose columns have nothing to do with the contract, and few rows
+    unrelated = pd.DataFrame({f"col_{i}": range(10) for i in range(3)})
+    with pytest.raises(DataError, match="none of the declared features") as error:
+        check_drift(split.train, unrelated, features, settings)
+    assert "col_0" in str(error.value)
+
+
+def test_a_sensitive_feature_the_model_does_not_use_may_be_absent(split, features, settings):
+    unused = [f.name for f in features.features if f not in features.model_inputs()]
+    if not unused:
+        pytest.skip("every declared feature is a model input in this contract")
+    result = check_drift(split.train, split.test.drop(columns=unused), features, settings)
+    assert result["missing_features"] == unused
+    assert all(name in result["message"] for name in unused)
 
 
 @pytest.fixture(scope="module")
@@ -324,12 +344,18 @@ def test_csv_parquet_and_glob_sources(tmp_path):
     assert [f.name for f in files] == ["one.csv"] and frame["age"].tolist() == [1, 2]
 
 
-def test_missing_source_reads_as_no_rows_and_malformed_log_names_the_line(tmp_path):
+def test_missing_source_reads_as_no_rows_and_malformed_log_lines_are_counted_by_file_and_line(tmp_path):
     frame, files = read_current(tmp_path / "absent", "credit_risk")
     assert len(frame) == 0 and files == []
-    (tmp_path / "bad.jsonl").write_text('{"inputs": {"age": 1}}\n{not json\n')
-    with pytest.raises(DataError, match=r"bad.jsonl:2"):
-        read_current(tmp_path, "credit_risk")
+    (tmp_path / "bad.jsonl").write_text('{"inputs": {"age": 1}}\n{not json\n[1, 2]\n{"inputs": {"age": 4}}\n')
+    columns = read_columns(tmp_path, "credit_risk")
+    # the readable records are kept, the others counted with their file and line
+    assert columns.numeric("age").tolist() == [1.0, 4.0]
+    assert columns.bad_records.count == 2
+    assert [(Path(b["file"]).name, b["line"]) for b in columns.bad_records.examples] == [
+        ("bad.jsonl", 2),
+        ("bad.jsonl", 3),
+    ]
 
 
 def test_statistics_of_a_feature_set_without_the_sample_columns():
@@ -358,3 +384,203 @@ def test_performance_against_the_training_rows_is_reported_not_judged(split, fea
     assert result["performance"]["roc_auc_drop"] > settings.drift.performance_drop_threshold
     assert not result["performance"]["drifted"]
     assert "no verdict is taken" in render_markdown(result)
+
+
+# --- the fast path equals scipy ------------------------------------------------------------------------
+
+
+def _distributions(rng, n):
+    return [
+        rng.normal(10, 2, n),
+        rng.lognormal(3, 1.5, n),  # skewed
+        rng.poisson(3, n).astype(float),  # discrete, many ties
+        np.round(rng.normal(0, 1, n), 2),  # rounded: ties inside fine bins
+        np.concatenate([[1e9, -1e9, 5e5], rng.normal(0, 1, n)])[:n],  # outliers
+        np.full(n, 2.0),  # constant
+    ]
+
+
+@pytest.mark.parametrize(("n", "m"), [(5000, 300), (1000, 1000), (200_000, 150_000), (30, 2000)])
+def test_unsorted_linear_time_comparison_equals_scipy_ks_and_sorted_bin_counts(n, m):
+    from german_credit_scoring.monitoring.stats import compare_numeric_arrays
+
+    rng = np.random.default_rng(n + m)
+    for reference, current in zip(_distributions(rng, n), _distributions(rng, m), strict=True):
+        for shifted in (current, current + 0.3, current * 1.5):
+            result = compare_numeric_arrays(reference, shifted, 10)
+            expected = ks_2samp(reference, shifted, method="asymp")
+            assert result.ks_statistic == pytest.approx(expected.statistic, abs=1e-12)
+            assert result.ks_p_value == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-12)
+            ref_sorted = np.sort(reference)
+            edges = quantile_edges(ref_sorted, 10)
+            assert result.reference_counts.tolist() == counts_in_bins(ref_sorted, edges).tolist()
+            assert result.current_counts.tolist() == counts_in_bins(np.sort(shifted), edges).tolist()
+
+
+def test_kolmogorov_chi_square_and_smirnov_tails_equal_scipy():
+    from scipy.special import smirnov
+    from scipy.stats import chi2, kstwo
+
+    from german_credit_scoring.monitoring.stats import chi2_sf, kolmogorov_sf, smirnov_sf
+
+    for n in (141, 5000, 100_000, 500_000):
+        for x in [*np.geomspace(1e-4, 0.6, 12), 0.75, 0.99]:
+            assert kolmogorov_sf(n, x) == pytest.approx(kstwo.sf(x, n), rel=1e-6, abs=1e-13), (n, x)
+    for n, x in ((150, 0.05), (1000, 0.6), (500_000, 0.003)):
+        assert smirnov_sf(n, x) == pytest.approx(smirnov(n, x), rel=1e-9)
+    for dof in (1, 2, 7, 30, 200):
+        for statistic in (0.01, 1.0, 5.0, 40.0, 300.0, 1500.0):
+            assert chi2_sf(statistic, dof) == pytest.approx(chi2.sf(statistic, dof), rel=1e-10, abs=1e-300)
+
+
+def test_holm_and_bonferroni_adjusted_p_values():
+    from german_credit_scoring.monitoring.stats import adjust_p_values
+
+    p = [0.01, 0.04, 0.03, 0.2]
+    # Holm: sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1, made monotone
+    assert adjust_p_values(p, "holm") == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert adjust_p_values(p, "bonferroni") == pytest.approx([0.04, 0.16, 0.12, 0.8])
+    assert adjust_p_values(p, "none") == pytest.approx(p)
+
+
+# --- data quality: missing values and volume ------------------------------------------------------------
+
+
+def test_a_key_feature_suddenly_30_percent_missing_is_drift_of_its_own(split, features, settings):
+    # given the held-out rows with 30% of a numeric model input blanked
+    name = shiftable(split, features)
+    current = split.test.sample(2000, replace=True, random_state=4).reset_index(drop=True)
+    current[name] = current[name].astype("float64")
+    current.loc[np.random.default_rng(4).random(len(current)) < 0.3, name] = np.nan
+    result = check_drift(split.train, current, features, settings)
+    # then the check alarms, naming the feature and the missing-rate change
+    assert result["verdict"] == "drift"
+    row = next(r for r in result["features"] if r["name"] == name)
+    assert row["missing_drifted"] and row["missing_rate_current"] == pytest.approx(0.3, abs=0.04)
+    assert {"kind": "missing_rate", "name": name} == {
+        k: v for k, v in result["findings"][0].items() if k != "reasons"
+    }
+    assert "missing values changed" in result["message"] and name in result["message"]
+    # and the same batch without the gap does not
+    steady = split.test.sample(2000, replace=True, random_state=4).reset_index(drop=True)
+    assert not any(
+        r["missing_drifted"] for r in check_drift(split.train, steady, features, settings)["features"]
+    )
+
+
+def test_volume_change_is_a_finding_with_its_threshold(split, features, settings):
+    current = split.test.sample(1000, replace=True, random_state=5).reset_index(drop=True)
+    expected_rows = round(1000 / (1 - settings.drift.volume_change_threshold) * 1.2)  # a larger drop
+    dropped = check_drift(split.train, current, features, with_drift(settings, expected_rows=expected_rows))
+    assert dropped["volume"]["drifted"] and dropped["verdict"] == "drift"
+    assert any(f["kind"] == "volume" for f in dropped["findings"])
+    steady = check_drift(split.train, current, features, with_drift(settings, expected_rows=1000))
+    assert not steady["volume"]["drifted"]
+    # the previous window's count, when the caller knows it, is the expectation
+    previous = check_drift(split.train, current, features, settings, previous_rows=expected_rows)
+    assert previous["volume"]["drifted"] and previous["volume"]["expected_from"] == "previous window"
+    # a window that collapses below min_rows is a volume alarm, not "insufficient data"
+    few = current.head(settings.drift.min_rows - 1)
+    collapsed = check_drift(split.train, few, features, with_drift(settings, expected_rows=1000))
+    assert collapsed["verdict"] == "drift" and collapsed["features"] == []
+
+
+# --- family-wise false alarms and power ---------------------------------------------------------------
+
+
+def _halves(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    order = np.random.default_rng(seed).permutation(len(frame))
+    half = len(frame) // 2
+    return frame.iloc[order[:half]].reset_index(drop=True), frame.iloc[order[half:]].reset_index(drop=True)
+
+
+def _binomial_bound(trials: int, rate: float, tail: float = 0.005) -> int:
+    """The smallest k with P(Binomial(trials, rate) > k) < tail."""
+    from math import comb
+
+    cumulative = 0.0
+    for k in range(trials + 1):
+        cumulative += comb(trials, k) * rate**k * (1 - rate) ** (trials - k)
+        if 1 - cumulative < tail:
+            return k
+    return trials
+
+
+def test_false_alarm_rate_of_the_whole_check_is_at_most_alpha(sample_frame, features, settings):
+    # given 100 random halves of the project's own data: no drift by construction
+    seeds = 100
+    alarms = {"holm": [], "none": []}
+    for seed in range(seeds):
+        reference, current = _halves(sample_frame, seed)
+        for correction, hits in alarms.items():
+            result = check_drift(
+                reference, current, features, with_drift(settings, correction=correction), workers=1
+            )
+            assert result["tests"] >= len(features.names)  # every feature (and the label) is in the family
+            if result["verdict"] == "drift":
+                hits.append((seed, result["message"]))
+    # then the corrected check alarms on at most alpha of them (binomial slack for 100 draws)
+    bound = _binomial_bound(seeds, settings.drift.alpha)
+    assert len(alarms["holm"]) <= bound, (alarms["holm"], f"uncorrected: {len(alarms['none'])}")
+    assert len(alarms["holm"]) <= len(alarms["none"])
+
+
+def test_simulated_covariate_shift_is_still_caught_after_correction(sample_frame, features, settings):
+    from german_credit_scoring.simulate import simulate
+
+    target, positive = settings.data.target, settings.data.positive_label
+    caught = []
+    for seed in range(30):
+        reference, rest = _halves(sample_frame, seed)
+        shifted = simulate(rest, "covariate", features, target, positive, rows=len(rest), seed=seed)
+        result = check_drift(reference, shifted.frame, features, settings, workers=1)
+        caught.append(set(shifted.touched) <= set(result["drifted_features"]))
+    assert sum(caught) >= 28, caught
+
+
+# --- Parquet columns and the process ---------------------------------------------------------------------
+
+
+def test_parquet_columns_give_the_same_result_as_frames(tmp_path, split, features, settings):
+    from german_credit_scoring.monitoring.tables import read_file_columns
+
+    name = shiftable(split, features)
+    current = split.test.sample(3000, replace=True, random_state=6).reset_index(drop=True)
+    current[name] = current[name] + split.train[name].std()
+    split.train.to_parquet(tmp_path / "reference.parquet", index=False)
+    (tmp_path / "window").mkdir()
+    current.iloc[:1000].to_parquet(tmp_path / "window/a.parquet", index=False)
+    current.iloc[1000:].to_parquet(tmp_path / "window/b.parquet", index=False)
+    from_frames = check_drift(split.train, current, features, settings)
+    from_files = check_drift(
+        read_file_columns(tmp_path / "reference.parquet"), read_columns(tmp_path / "window", "x"), features, settings
+    )
+    for a, b in zip(from_frames["features"], from_files["features"], strict=True):
+        assert (a["name"], a["drifted"]) == (b["name"], b["drifted"])
+        for key in ("psi", "ks_statistic", "chi2_p_value", "js_distance", "p_value_adjusted"):
+            if a[key] is not None or b[key] is not None:
+                assert a[key] == pytest.approx(b[key], rel=1e-12, nan_ok=True), (a["name"], key)
+    assert name in from_files["drifted_features"]
+
+
+def test_mlops_drift_imports_no_pandas_scipy_or_sklearn(tmp_path, root, split, settings):
+    import subprocess
+    import sys
+
+    split.train.to_parquet(tmp_path / "reference.parquet", index=False)
+    split.test.to_parquet(tmp_path / "current.parquet", index=False)
+    script = (
+        "import sys\n"
+        "from german_credit_scoring.drift import drift_cli\n"
+        f"code = drift_cli(['--reference', {str(tmp_path / 'reference.parquet')!r}, '--current', "
+        f"{str(tmp_path / 'current.parquet')!r}, '--no-model', '--json', {str(tmp_path / 'd.json')!r}, "
+        f"'--markdown', {str(tmp_path / 'd.md')!r}])\n"
+        "heavy = sorted(m for m in ('pandas', 'scipy', 'sklearn', 'mlflow', 'great_expectations') if m in sys.modules)\n"
+        "print(code, heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] in {"0 []", "1 []"}, out.stdout
+    assert json.loads((tmp_path / "d.json").read_text())["current_rows"] == len(split.test)
