@@ -21,11 +21,22 @@ from german_credit_scoring.errors import SettingsError
 
 CARD_FILE = Path("reports/model_card.md")
 CARD_TEXT = Path("governance/card.yaml")
-EXPLANATIONS = Path("metrics/explain.json")  # written by the explanations stage when the project has one
+EXPLANATIONS = Path("reports/explain.json")  # the evaluate stage's ExplainReport
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     return io.read_json(path) if path.is_file() else {}
+
+
+def _explanations(path: Path) -> dict[str, Any]:
+    """The evaluate stage's explanation summary (its typed record), or {} when there is none."""
+    if not path.is_file():
+        return {}
+    from german_credit_scoring.explain.global_importance import ExplainReport
+
+    report = ExplainReport.read(path)
+    top = sorted(report.importance, key=lambda f: f.share, reverse=True)[:5]
+    return {"units": report.units, "rows": report.rows, "top": top, "unavailable": report.unavailable}
 
 
 def card_context(
@@ -64,7 +75,7 @@ def card_context(
         "ingest": _read_json(root / paths.INGEST_SUMMARY),
         "evaluation": _read_json(root / paths.EVALUATE_METRICS),
         "fairness": _read_json(root / paths.FAIRNESS_METRICS),
-        "explanations": _read_json(root / EXPLANATIONS),
+        "explanations": _explanations(root / EXPLANATIONS),
         "gate": gate_result,
         "tier_name": tier_name,
         "tier": tier,
