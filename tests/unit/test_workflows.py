@@ -154,7 +154,7 @@ def test_every_dvc_stage_has_its_workflow_which_runs_it():
         scripts = " ".join(
             step.get("run", "") for job in load(path)["jobs"].values() for step in job["steps"]
         )
-        assert re.search(rf"\b(dvc repro {stage}|mlops {stage})\b", scripts), (
+        assert re.search(rf"\b(dvc repro (--force (--single-item )?)?{stage}|mlops {stage})\b", scripts), (
             f"{path.name} never runs {stage}"
         )
 
