@@ -258,7 +258,7 @@ def test_every_answer_is_in_the_prediction_log(served):
     assert len(mine) == 3
     assert list(mine["probability"]) == [p["probability"] for p in answer["predictions"]]
     assert set(mine["model_version"]) == {"e2e-1"}
-    first_line = json.loads(next(served["log_dir"].glob("*.jsonl")).read_text().splitlines()[0])
+    first_line = json.loads(next(served["log_dir"].rglob("*.jsonl")).read_text().splitlines()[0])
     assert set(first_line) == {"request_id", "timestamp", "model_version", "inputs", "outputs"}
 
 
