@@ -339,23 +339,26 @@ def read_verdict(path: Path) -> str:
 
 
 def ensure_branch(client: GitHub, branch: str, base: str, keep_existing: bool) -> None:
-    """Make ``branch`` exist; a branch left over from a closed PR is reset to ``base`` (a fresh start)."""
+    """Make ``branch`` exist; a branch left over from a closed PR starts again from ``base``.
+
+    The stale branch is deleted and created anew at ``base``'s commit. Moving it with ``PATCH git/refs``
+    would be refused by GitHub whenever ``.github/workflows`` changed on ``base`` since (the workflow
+    token cannot have the ``workflows`` permission); deleting a ref and creating one at an existing
+    commit need no such permission.
+    """
     base_sha = client.request("GET", client.repo_path(f"git/ref/heads/{_quote_ref(base)}"))["object"]["sha"]
     try:
         client.request("GET", client.repo_path(f"git/ref/heads/{_quote_ref(branch)}"))
     except GitHubError as error:
         if error.status != 404:
             raise
-        client.request(
-            "POST", client.repo_path("git/refs"), body={"ref": f"refs/heads/{branch}", "sha": base_sha}
-        )
-        return
-    if not keep_existing:
-        client.request(
-            "PATCH",
-            client.repo_path(f"git/refs/heads/{_quote_ref(branch)}"),
-            body={"sha": base_sha, "force": True},
-        )
+    else:
+        if keep_existing:
+            return
+        client.request("DELETE", client.repo_path(f"git/refs/heads/{_quote_ref(branch)}"))
+    client.request(
+        "POST", client.repo_path("git/refs"), body={"ref": f"refs/heads/{branch}", "sha": base_sha}
+    )
 
 
 def commit_file(client: GitHub, branch: str, path: str, content: bytes, message: str) -> bool:
@@ -437,12 +440,27 @@ def open_or_update_retrain_pr(
         number = int(existing["number"])
         client.request("PATCH", client.repo_path(f"pulls/{number}"), body={"body": body})
         action = "updated"
+    elif not committed:
+        # the branch holds exactly what base holds (the same report, no new data): a pull request
+        # would be refused with 422 "No commits between" and would have nothing to review
+        return RetrainResult(action="none")
     else:
-        created = client.request(
-            "POST",
-            client.repo_path("pulls"),
-            body={"title": title, "head": branch, "base": base, "body": body, "maintainer_can_modify": True},
-        )
+        try:
+            created = client.request(
+                "POST",
+                client.repo_path("pulls"),
+                body={
+                    "title": title,
+                    "head": branch,
+                    "base": base,
+                    "body": body,
+                    "maintainer_can_modify": True,
+                },
+            )
+        except GitHubError as error:
+            if error.status == 422 and "no commits between" in error.message.lower():
+                return RetrainResult(action="none", committed=tuple(committed))
+            raise
         number = int(created["number"])
         action = "opened"
     if label:
@@ -533,6 +551,14 @@ def retrain_pr_cli(argv: list[str]) -> int:
         print(f"mlops retrain-pr: {error}{hint}", file=sys.stderr)
         return 1
 
+    if result.action == "none":
+        message = (
+            "### Retraining\n\nDrift detected, but the retraining branch would hold exactly what "
+            f"`{args.base}` holds (the same report, no new data): no pull request to open.\n"
+        )
+        print(message.strip())
+        append_step_summary(message)
+        return 0
     lines = [
         "### Retraining",
         "",

@@ -39,6 +39,7 @@ class FakeGitHub:
         self.deny: set[str] = set()  # HTTP methods answered with 403 (a fork's read-only token)
         self.next_id = 1000
         self.page_size: int | None = None  # force a smaller page than per_page asks for
+        self.refuse_ref_moves = False  # GitHub refusing PATCH git/refs when workflows changed on base
 
     # -- helpers for tests
     def add_comment(self, number: int, body: str, user: str = "someone") -> dict:
@@ -132,7 +133,15 @@ class FakeGitHub:
                 if ref == "main":
                     self.files[(branch, file_path)] = content
             return 201, {"ref": body["ref"]}, {}
+        if (m := re.fullmatch(r"git/refs/heads/(.+)", route)) and method == "DELETE":
+            branch = unquote(m.group(1))
+            self.refs.pop(branch, None)
+            for key in [k for k in self.files if k[0] == branch]:
+                del self.files[key]
+            return 204, None, {}
         if (m := re.fullmatch(r"git/refs/heads/(.+)", route)) and method == "PATCH":
+            if self.refuse_ref_moves:
+                return 422, {"message": "refusing to allow a GitHub App to create or update workflow"}, {}
             branch = unquote(m.group(1))
             self.refs[branch] = body["sha"]
             for key in [k for k in self.files if k[0] == branch]:
@@ -190,7 +199,7 @@ def fake_github(monkeypatch, tmp_path):
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = do_PUT = _serve
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
         def log_message(self, *args) -> None:  # keep pytest output clean
             pass
@@ -452,11 +461,29 @@ def test_a_stale_branch_from_a_closed_pr_is_reset_to_base(fake_github, tmp_path)
     )
     drift_outputs(tmp_path, "drift")
 
-    # when drift is found, then the branch restarts from main and a new PR is opened
+    # and main's workflows changed since: GitHub refuses to move the branch with PATCH git/refs
+    # (the workflow token cannot have the workflows permission)
+    fake_github.refuse_ref_moves = True
+
+    # when drift is found, then the branch is deleted and made anew from main, and a new PR is opened
     assert retrain_pr_cli(RETRAIN) == 0
-    [reset] = fake_github.calls("PATCH", r"/git/refs/heads/retrain/drift$")
-    assert reset["body"] == {"sha": "sha-main", "force": True}
+    assert not fake_github.calls("PATCH", r"/git/refs/heads/retrain/drift$")
+    assert fake_github.calls("DELETE", r"/git/refs/heads/retrain/drift$")
+    [created] = fake_github.calls("POST", r"/git/refs$")
+    assert created["body"] == {"ref": "refs/heads/retrain/drift", "sha": "sha-main"}
     assert len(fake_github.open_pulls()) == 1
+
+
+def test_a_report_equal_to_mains_opens_nothing_and_does_not_fail(fake_github, tmp_path, capsys):
+    # given main already holds this very report (committed by an earlier retraining PR)
+    drift_outputs(tmp_path, "drift")
+    fake_github.files[("main", "reports/drift.md")] = (tmp_path / "reports/drift.md").read_bytes()
+
+    # when the scheduled run finds drift again, then no PR is attempted (GitHub would answer
+    # 422 "No commits between") and the run passes
+    assert retrain_pr_cli(RETRAIN) == 0
+    assert not fake_github.calls("POST", r"/pulls$")
+    assert "no pull request to open" in capsys.readouterr().out
 
 
 def test_refused_write_fails_the_retrain_job_with_a_hint(fake_github, tmp_path, capsys):
