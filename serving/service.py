@@ -4,8 +4,8 @@ Run from the project root: ``BENTOML_HOME=.bentoml bentoml serve serving.service
 (after ``dvc repro package`` imported the model), or serve the built bento / container image.
 
 Endpoints
-- ``POST /predict``        ``{"record": {...}}``    -> decision, probability, model version, request id
-- ``POST /predict_batch``  ``{"records": [...]}``   -> one decision and probability per record, in order
+- ``POST /predict``        ``{"record": {...}}``    -> decision, probability, reasons, model version, request id
+- ``POST /predict_batch``  ``{"records": [...]}``   -> one decision, probability and reasons per record, in order
 - ``GET /livez``, ``GET /readyz``, ``GET /metrics`` (Prometheus), ``GET /docs.json`` (OpenAPI):
   built into BentoML.
 
@@ -21,9 +21,17 @@ ones: validation runs per request, before any scoring.
 Model: the BentoML model ``<project slug>:latest`` (or ``$SCORING_MODEL_TAG``) is referenced at class
 level, so ``bentoml build`` packs exactly that model into the bento.
 
-Speed: the hot path never builds a dict per record. Validated records are read column by column into
-the model frame (``data.model_frame``, the evaluation's function) and each record's JSON for the
-prediction log comes from pydantic's serialiser; startup objects are frozen out of the garbage collector.
+Reasons: every answer carries the record's top ``serving.reasons_top_k`` reasons (``$SCORING_REASONS_TOP_K``
+overrides; 0 turns them off): feature, value, signed contribution to the log-odds, phrase
+(german_credit_scoring.explain). A record that cannot be explained still gets its decision, with
+``reasons_unavailable`` saying why; explaining never fails a request.
+
+Speed: the hot path never builds a dict per record and never touches pandas: validated records go
+column by column through the verified numpy copy of the fitted transformer (``Scorer.fast``), the
+estimator's ``decision_function`` gives the log-odds, and the same log-odds are explained.
+Answers are assembled as JSON text from typed parts (the reasons' JSON is shared with the prediction
+log) rather than validated and serialised again through pydantic, which cost more than scoring a batch. Each record's JSON for the prediction log comes from
+pydantic's serialiser; startup objects are frozen out of the garbage collector.
 
 Adaptive batching is an option, not the default: ``bentoml serve serving.service:BatchingScoringService``
 sends each /predict record to a second process (``BatchedModel``, a batchable BentoML API) that merges
@@ -36,6 +44,7 @@ process and an internal HTTP hop (README "Benchmarks"). To ship it, point ``serv
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import re
@@ -46,6 +55,7 @@ from typing import Any
 
 import bentoml
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 ROOT = Path(__file__).resolve().parents[1]
 if not (ROOT / "src" / "german_credit_scoring").is_dir():  # pragma: no cover - layout guard
@@ -59,7 +69,7 @@ from german_credit_scoring.contract import load_features  # noqa: E402
 from german_credit_scoring.governance.lineage import require_verified  # noqa: E402
 from german_credit_scoring.packaging import MODEL_TAG_ENV  # noqa: E402
 from german_credit_scoring.prediction_log import PredictionLog, Redactor, utc_now  # noqa: E402
-from german_credit_scoring.scoring import load_scorer  # noqa: E402
+from german_credit_scoring.scoring import Scores, load_scorer  # noqa: E402
 from german_credit_scoring.serving_contract import (  # noqa: E402
     as_columns,
     as_json,
@@ -75,6 +85,7 @@ SETTINGS = load_settings(ROOT / "params.yaml")
 FEATURES = load_features(ROOT / SETTINGS.features)
 INCLUDE_SENSITIVE = SETTINGS.data.use_protected_as_features
 MAX_BATCH = SETTINGS.serving.max_batch_size
+REASONS_TOP_K = int(os.environ.get("SCORING_REASONS_TOP_K") or SETTINGS.serving.reasons_top_k)
 MODEL_TAG = os.environ.get(MODEL_TAG_ENV) or f"{SETTINGS.project.slug}:latest"
 SERVICE_NAME = re.sub(r"[^a-z0-9_-]+", "_", SETTINGS.project.slug.lower())
 
@@ -85,16 +96,31 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _COUNTERS: dict[str, Any] = {}
 
 
+class Reason(BaseModel):
+    feature: str = Field(description="the input feature")
+    value: str | int | float | None = Field(description="the record's value of it")
+    contribution: float = Field(description="its signed contribution to the log-odds of the positive class")
+    phrase: str = Field(description="what the feature means, from the feature definitions")
+
+
+_REASONS = Field(default_factory=list, description="the strongest contributions towards the decision")
+_UNAVAILABLE = Field(default=None, description="why the record has no reasons (the decision stands)")
+
+
 class Prediction(BaseModel):
     request_id: str
     model_version: str
     decision: str = Field(description="the class label the threshold gives")
     probability: float = Field(ge=0, le=1, description="probability of the positive class")
+    reasons: list[Reason] = _REASONS
+    reasons_unavailable: str | None = _UNAVAILABLE
 
 
 class ScoredRecord(BaseModel):
     decision: str
     probability: float = Field(ge=0, le=1)
+    reasons: list[Reason] = _REASONS
+    reasons_unavailable: str | None = _UNAVAILABLE
 
 
 class BatchPrediction(BaseModel):
@@ -127,6 +153,11 @@ class _Scoring:
         require_verified(self.model.path)  # refuses changed bytes; SCORING_ALLOW_UNVERIFIED=true overrides
         self.scorer = load_scorer(self.model.path, FEATURES, INCLUDE_SENSITIVE)
         self.model_version = self.scorer.version
+        self._version_json = json.dumps(self.model_version).encode()
+        self._label_json = {
+            label: json.dumps(label).encode()
+            for label in (self.scorer.positive_label, self.scorer.negative_label)
+        }
         self.log_failures = _counter(
             "prediction_log_failures",
             "Prediction log rows that could not be written (predictions were served)",
@@ -151,51 +182,66 @@ class _Scoring:
             fmt,
         )
 
-    def _answer(self, ctx: bentoml.Context, records: list[Any]) -> tuple[str, list[float], list[str]]:
-        """Score validated records in this process and finish the request."""
+    def _answer(self, ctx: bentoml.Context, records: list[Any]) -> tuple[str, list[bytes]]:
+        """Score (and explain) validated records in this process and finish the request."""
         columns = as_columns(records, ATTRIBUTES, self.scorer.input_names)
-        return self._finish(ctx, records, self.scorer.column_probabilities(columns).tolist())
+        return self._finish(ctx, records, self.scorer.score_columns(columns, REASONS_TOP_K, as_json=True))
 
-    def _finish(
-        self, ctx: bentoml.Context, records: list[Any], probabilities: list[float]
-    ) -> tuple[str, list[float], list[str]]:
-        """Decide, count, log and set the headers: the per-request part of every endpoint."""
+    def _finish(self, ctx: bentoml.Context, records: list[Any], scores: Scores) -> tuple[str, list[bytes]]:
+        """Count, log and set the headers: the per-request part of every endpoint. Returns each record's
+        answer as JSON text (decision, probability and, when reasons are on, ``reasons`` and
+        ``reasons_unavailable``), the same bytes the prediction log gets as the record's outputs."""
         request_id = _request_id(ctx)
-        decisions = self.scorer.decisions(probabilities)
-        self.scored.inc(len(probabilities))
+        labels = self._label_json
+        heads = [
+            b'{"decision":' + labels[d] + b',"probability":' + repr(p).encode()
+            for d, p in zip(scores.decisions, scores.probabilities, strict=True)
+        ]
+        extras = None
+        if scores.reasons is not None and scores.unexplained is not None:
+            extras = [
+                b'{"reasons":'
+                + reasons
+                + b',"reasons_unavailable":'
+                + (b"null" if missing is None else json.dumps(missing).encode())
+                + b"}"
+                for reasons, missing in zip(scores.reasons, scores.unexplained, strict=True)
+            ]
+            answers = [head + b"," + extra[1:] for head, extra in zip(heads, extras, strict=True)]
+        else:
+            answers = [head + b"}" for head in heads]
+        self.scored.inc(len(answers))
         self.prediction_log.append_request(
-            request_id, self.model_version, utc_now(), as_json(records), probabilities, decisions
+            request_id,
+            self.model_version,
+            utc_now(),
+            as_json(records),
+            scores.probabilities,
+            scores.decisions,
+            extras,
         )
         ctx.response.headers["X-Request-ID"] = request_id
         ctx.response.headers["X-Model-Version"] = self.model_version
-        return request_id, probabilities, decisions
+        return request_id, answers
 
-    def _prediction(self, request_id: str, probabilities: list[float], decisions: list[str]) -> Prediction:
-        return Prediction(
-            request_id=request_id,
-            model_version=self.model_version,
-            decision=decisions[0],
-            probability=probabilities[0],
-        )
+    def _head(self, request_id: str) -> bytes:
+        return b'{"request_id":' + json.dumps(request_id).encode() + b',"model_version":' + self._version_json
+
+    def _prediction(self, request_id: str, answers: list[bytes]) -> Response:
+        """The ``Prediction`` as JSON (assembled, not validated again: every part is typed already)."""
+        return Response(self._head(request_id) + b"," + answers[0][1:], media_type="application/json")
 
     @bentoml.api
     def predict(self, record: Record, ctx: bentoml.Context) -> Prediction:  # type: ignore[valid-type]
         """Score one applicant."""
-        return self._prediction(*self._answer(ctx, [record]))
+        return self._prediction(*self._answer(ctx, [record]))  # type: ignore[return-value]
 
     @bentoml.api
     def predict_batch(self, records: Records, ctx: bentoml.Context) -> BatchPrediction:  # type: ignore[valid-type]
         """Score up to ``serving.max_batch_size`` applicants; answers are in request order."""
-        request_id, probabilities, decisions = self._answer(ctx, records)
-        return BatchPrediction.model_validate(
-            {
-                "request_id": request_id,
-                "model_version": self.model_version,
-                "predictions": [
-                    {"decision": d, "probability": p} for d, p in zip(decisions, probabilities, strict=True)
-                ],
-            }
-        )
+        request_id, answers = self._answer(ctx, records)
+        body = self._head(request_id) + b',"predictions":[' + b",".join(answers) + b"]}"
+        return Response(body, media_type="application/json")  # type: ignore[return-value]
 
 
 _SERVICE_CONFIG: dict[str, Any] = {
@@ -260,4 +306,11 @@ class BatchingScoringService(_Scoring):
             # (bentoml/BentoML#4971); scoring is pure, so one retry on a fresh connection is safe.
             log.warning("model process connection dropped; retrying once")
             probabilities = await self.batched.probabilities([row])
-        return self._prediction(*self._finish(ctx, [record], list(probabilities)))
+        probabilities = [float(p) for p in probabilities]
+        decisions = self.scorer.decisions(probabilities)
+        scores = Scores(probabilities, decisions, None, None)
+        if REASONS_TOP_K > 0:
+            columns = as_columns([record], ATTRIBUTES, self.scorer.input_names)
+            reasons, missing = self.scorer.explain(columns, decisions, REASONS_TOP_K, as_json=True)
+            scores = Scores(probabilities, decisions, reasons, missing)
+        return self._prediction(*self._finish(ctx, [record], scores))

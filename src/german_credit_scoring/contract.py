@@ -26,6 +26,8 @@ class FeatureDefinition(BaseModel):
     name: str
     dtype: Dtype
     description: str = ""
+    # The phrase a reason code shows for this feature (e.g. "Length of the loan"); default: description.
+    reason: str = ""
     owner: str = ""
     allowed_values: list[str] | None = None
     min: float | None = None

@@ -133,7 +133,11 @@ def make_rows(
             "timestamp": stamp,
             "model_version": model_version,
             "inputs": dict(record),
-            "outputs": {"probability": float(out["probability"]), "decision": str(out["decision"])},
+            "outputs": {
+                "probability": float(out["probability"]),
+                "decision": str(out["decision"]),
+                **{key: value for key, value in out.items() if key not in ("probability", "decision")},
+            },
         }
         for record, out in zip(inputs, outputs, strict=True)
     ]
@@ -146,10 +150,12 @@ def jsonl_text(
     inputs_json: Sequence[bytes],
     probabilities: Sequence[float],
     decisions: Sequence[str],
+    outputs_json: Sequence[bytes] | None = None,
 ) -> bytes:
     """The JSON Lines of one request, the same rows ``make_rows`` gives, assembled from each record's
     JSON text (pydantic serialises a validated record in Rust; ``json.dumps`` of a row dict per record
-    took longer than scoring a 1,000-row batch)."""
+    took longer than scoring a 1,000-row batch). ``outputs_json``: each record's further outputs as a
+    JSON object (its reasons), merged into ``outputs``."""
     rid, stamp, version = json.dumps(request_id), json.dumps(timestamp), json.dumps(model_version)
     head = f'{{"request_id":{rid},"timestamp":{stamp},"model_version":{version},"inputs":'.encode()
     middle = b',"outputs":{"probability":'
@@ -157,6 +163,17 @@ def jsonl_text(
     numbers = [float(p) for p in probabilities]
     if not all(map(math.isfinite, numbers)):
         raise ValueError("a probability is not a finite number")
+    if outputs_json is not None:  # each record's own tail: ,"decision":..., its further outputs }}
+        tails = [
+            ends[decision][:-3] + (b"," + extra[1:-1] if len(extra) > 2 else b"") + b"}}\n"
+            for decision, extra in zip(decisions, outputs_json, strict=True)
+        ]
+        return b"".join(
+            [
+                head + inputs + middle + repr(number).encode() + tail
+                for inputs, number, tail in zip(inputs_json, numbers, tails, strict=True)
+            ]
+        )
     # repr of a finite float is its JSON text (what json.dumps writes)
     return b"".join(
         [
@@ -236,20 +253,29 @@ class PredictionLog:
         inputs_json: Sequence[bytes],
         probabilities: Sequence[float],
         decisions: Sequence[str],
+        outputs_json: Sequence[bytes] | None = None,
     ) -> bool:
-        """Write one request's rows from each record's JSON text (the service's fast path); never raises."""
+        """Write one request's rows from each record's JSON text (the service's fast path); never raises.
+
+        ``outputs_json``: each record's further outputs (its reasons) as a JSON object."""
         if not inputs_json:
             return True
 
         def write() -> None:
             records = self.redactor.redact_json(inputs_json) if self.redactor.active else inputs_json
             if self.format == "jsonl":
-                text = jsonl_text(request_id, model_version, timestamp, records, probabilities, decisions)
+                text = jsonl_text(
+                    request_id, model_version, timestamp, records, probabilities, decisions, outputs_json
+                )
                 self._append_jsonl(text, model_version, timestamp)
                 return
             outputs = [
                 {"probability": p, "decision": d} for p, d in zip(probabilities, decisions, strict=True)
             ]
+            if outputs_json is not None:
+                outputs = [
+                    {**out, **json.loads(extra)} for out, extra in zip(outputs, outputs_json, strict=True)
+                ]
             inputs = [json.loads(item) for item in records]
             self._write(make_rows(request_id, model_version, inputs, outputs, timestamp))
 

@@ -2,16 +2,30 @@
 
 The artefact is the fitted scikit-learn Pipeline training produced plus its metadata (``model.json``).
 Scoring builds the model frame with the very function evaluation uses (``data.model_frame``) and calls
-the pipeline's ``predict_proba``: there is no second implementation of any transformation.
+the pipeline's ``predict_proba``.
+
+The fast path (the service's): when the fitted transformer is one ``explain.contributions.FastTransformer``
+re-implements, and that numpy version gives scikit-learn's matrix bit for bit on probe records drawn
+from the contract (checked at load), column-wise records skip pandas and the ``ColumnTransformer``
+(~10 ms of a single-record request); the estimator's own ``decision_function`` then gives the log-odds
+and ``expit`` of it the probability, exactly as its ``predict_proba`` computes it. Otherwise the
+pipeline is called as above. ``Scorer.fast`` says which.
+
+Explanations (``Scorer.explain``): exact contributions per input in log-odds and the top-k reasons
+per record (``explain.reasons``). A model that cannot be explained exactly, or a record whose
+contributions do not reproduce its score, still gets its decision, with the reason it has none.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from german_credit_scoring.contract import FeatureSet
 from german_credit_scoring.errors import ContractError
@@ -20,6 +34,11 @@ MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
 SERVING_FILE = "serving.json"  # written by `package`: what serving needs beyond model.json
 REQUIRED_META = ("version", "threshold", "positive_label", "target", "features")
+# Contributions plus the base value must reproduce a record's log-odds this closely (relative to
+# max(1, |log-odds|)); otherwise the record is served without reasons, saying why.
+ADDITIVITY_TOLERANCE = 1e-6
+
+log = logging.getLogger(__name__)
 
 
 def read_metadata(directory: Path | str) -> dict[str, Any]:
@@ -59,10 +78,46 @@ class Scorer:
     negative_label: str
     version: str
 
+    fast: Any = field(default=None, init=False, repr=False)  # FastTransformer when verified
+    explainer: Any = field(default=None, init=False, repr=False)  # PipelineExplainer when possible
+    unexplainable: str | None = field(default=None, init=False)  # why the model has no explanations
+    _reason_codes: Any = field(default=None, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self.threshold = float(self.threshold)
         if not 0.0 < self.threshold < 1.0:
             raise ContractError(f"model threshold {self.threshold} is not strictly between 0 and 1")
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Set up the fast path and the explainer when the pipeline allows (module docstring)."""
+        from german_credit_scoring.explain.contributions import ExplanationUnavailable, PipelineExplainer
+
+        steps = getattr(self.pipeline, "steps", None)
+        if not steps or len(steps) != 2:
+            self.unexplainable = "the model is not a fitted Pipeline(transform, model)"
+            return
+        try:
+            self.explainer = PipelineExplainer(self.pipeline, self.input_names)
+        except ExplanationUnavailable as error:
+            self.unexplainable = str(error)
+            return
+        except Exception as error:  # an unexpected model shape: serve it, without explanations
+            log.warning("no explanations for this model: %s", error)
+            self.unexplainable = f"the model could not be prepared for explanations: {error}"
+            return
+        fast = self.explainer.transformer
+        probe = probe_columns(self.features, self.input_names)
+        try:
+            expected = np.asarray(self.pipeline[0].transform(self.frame(probe)), dtype=np.float64)
+            same = bool(np.array_equal(expected, fast.transform(probe), equal_nan=True))
+        except Exception as error:  # pragma: no cover - a transformer the probe cannot pass through
+            log.warning("fast path not verified: %s", error)
+            same = False
+        if same and hasattr(self.pipeline[-1], "decision_function"):
+            self.fast = fast
+        else:
+            log.warning("the numpy transformer differs from scikit-learn's on probe records; not used")
 
     @property
     def input_names(self) -> list[str]:
@@ -100,8 +155,81 @@ class Scorer:
         """Probability of the positive class for each row of a model frame (``Scorer.frame``)."""
         return self.pipeline.predict_proba(frame)[:, 1]
 
+    def model_matrix(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """The estimator's input matrix of column-wise records (the fast path when verified)."""
+        if self.fast is not None:
+            return self.fast.transform(columns)
+        return np.asarray(self.pipeline[0].transform(self.frame(columns)), dtype=np.float64)
+
+    def margins_and_probabilities(self, columns: Mapping[str, Sequence[Any]]) -> tuple[Any, np.ndarray]:
+        """``((model matrix, log-odds) or None, probabilities)``: the pair only on the fast path."""
+        if self.fast is None:
+            return None, np.asarray(self.predict_frame(self.frame(columns)), dtype=np.float64)
+        from scipy.special import expit
+
+        matrix = self.fast.transform(columns)
+        margins = np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
+        return (matrix, margins), expit(margins)
+
     def column_probabilities(self, columns: Mapping[str, Sequence[Any]]):
-        return self.predict_frame(self.frame(columns))
+        return self.margins_and_probabilities(columns)[1]
+
+    def score_columns(
+        self, columns: Mapping[str, Sequence[Any]], top_k: int = 0, as_json: bool = False
+    ) -> Scores:
+        """Probabilities, decisions and (``top_k > 0``) each record's reasons, of column-wise records
+        (``as_json``: each record's reasons as JSON text, see ``ReasonCodes.reasons_json``)."""
+        model, probabilities = self.margins_and_probabilities(columns)
+        as_list = probabilities.tolist()
+        decisions = self.decisions(as_list)
+        if top_k <= 0:
+            return Scores(as_list, decisions, None, None)
+        reasons, missing = self.explain(columns, decisions, top_k, model, as_json)
+        return Scores(as_list, decisions, reasons, missing)
+
+    def explain(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        decisions: Sequence[str],
+        top_k: int,
+        model: tuple[np.ndarray, np.ndarray] | None = None,
+        as_json: bool = False,
+    ) -> tuple[list[Any], list[str | None]]:
+        """Each record's reasons (dicts, or JSON text with ``as_json``) and, where it has none, why.
+        Never raises for a record."""
+        from german_credit_scoring.explain.reasons import ReasonCodes
+
+        size = len(decisions)
+
+        def none() -> Any:
+            return b"[]" if as_json else []
+
+        if self.explainer is None:
+            return [none() for _ in range(size)], [f"no explanation: {self.unexplainable}"] * size
+        try:
+            matrix, margins = model if model is not None else (self.model_matrix(columns), None)
+            explanation = self.explainer.explain(matrix, margins)
+            residual = np.abs(explanation.residuals())
+            ok = np.isfinite(explanation.contributions).all(axis=1) & (
+                residual <= ADDITIVITY_TOLERANCE * np.maximum(1.0, np.abs(explanation.margins))
+            )
+            codes = self._reason_codes
+            if codes is None or codes.top_k != top_k:
+                codes = self._reason_codes = ReasonCodes(self.features, self.input_names, top_k)
+            towards = np.array([d == self.positive_label for d in decisions], dtype=bool)
+            contributions = np.where(ok[:, None], explanation.contributions, 0.0)
+            reasons = (codes.reasons_json if as_json else codes.reasons)(contributions, towards, columns)
+        except Exception as error:  # the whole batch failed to explain: decisions still go out
+            log.warning("explanation failed for a batch of %d: %s", size, error)
+            return [none() for _ in range(size)], [f"no explanation: {error}"] * size
+        missing: list[str | None] = [None] * size
+        for row in np.nonzero(~ok)[0].tolist():
+            reasons[row] = none()
+            missing[row] = (
+                "no explanation: the contributions could not be computed exactly for this record "
+                f"(they miss its score by {residual[row]:.3g} log-odds or are not finite)"
+            )
+        return reasons, missing
 
     def probabilities(self, records: list[dict[str, Any]]):
         """Probability of the positive class for each record (dicts keyed by feature name)."""
@@ -119,6 +247,37 @@ class Scorer:
             {"probability": p, "decision": d}
             for p, d in zip(probabilities, self.decisions(probabilities), strict=True)
         ]
+
+
+@dataclass
+class Scores:
+    """What scoring gives per record, in request order; ``reasons`` is ``None`` when reasons are off."""
+
+    probabilities: list[float]
+    decisions: list[str]
+    reasons: list[Any] | None  # per record: a list of reason dicts, or its JSON text
+    unexplained: list[str | None] | None  # why a record has no reasons (None: it has them)
+
+
+def probe_columns(features: FeatureSet, names: Sequence[str]) -> dict[str, list[Any]]:
+    """Records that visit every declared category, both ends of every range and, where allowed, a missing
+    value (column-wise): what the fast path must reproduce exactly before it is used."""
+    values: dict[str, list[Any]] = {}
+    for name in names:
+        feature = features.get(name)
+        if feature.is_numeric:
+            low = feature.min if feature.min is not None else -1.0
+            high = feature.max if feature.max is not None else 1.0
+            options: list[Any] = [low, high, (low + high) / 2]
+            if feature.dtype == "int":
+                options = [int(low), int(high), int((low + high) // 2)]
+        else:
+            options = list(feature.allowed_values or ["__probe_unknown__"])
+        if feature.nullable:
+            options.append(None)
+        values[name] = options
+    size = max(len(v) for v in values.values()) if values else 0
+    return {name: [options[i % len(options)] for i in range(size)] for name, options in values.items()}
 
 
 def load_scorer(directory: Path | str, features: FeatureSet, include_sensitive: bool) -> Scorer:

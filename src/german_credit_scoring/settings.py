@@ -195,6 +195,8 @@ class ServingSettings(Frozen):
     max_batch_size: Annotated[int, Field(ge=1)] = 1000
     prediction_log: str = "logs/predictions"
     prediction_log_format: Literal["jsonl", "parquet"] = "jsonl"
+    # Reasons per scored record (the top-k contributions towards its decision); 0 turns them off.
+    reasons_top_k: Annotated[int, Field(ge=0, le=50)] = 4
     image_registry: str = "ghcr.io"
 
 

@@ -107,6 +107,9 @@ class FastTransformer:
                 owner += [index[c] for c in columns]
         self.owner = np.asarray(owner, dtype=np.intp)
         self.width = len(owner)
+        # (model column x input) ones: per-input sums are one matrix product
+        self.grouping = np.zeros((self.width, len(self.input_names)))
+        self.grouping[np.arange(self.width), self.owner] = 1.0
 
     @staticmethod
     def _one_hot(columns: list[str], steps: dict[str, Any]) -> _OneHotBranch:
@@ -188,9 +191,7 @@ class FastTransformer:
 
     def group(self, column_values: np.ndarray) -> np.ndarray:
         """Sum model-column values ``(n, width)`` per input feature ``(n, len(input_names))``."""
-        out = np.zeros((column_values.shape[0], len(self.input_names)), dtype=np.float64)
-        np.add.at(out.T, self.owner, column_values.T)
-        return out
+        return np.asarray(column_values, dtype=np.float64) @ self.grouping
 
 
 # --------------------------------------------------------------------------------------------

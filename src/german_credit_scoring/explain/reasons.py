@@ -12,7 +12,10 @@ else its name made readable (``duration_months`` -> ``Duration months``).
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
+from types import NoneType
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,9 @@ def phrase(feature: FeatureDefinition) -> str:
         return text
     words = " ".join(feature.name.replace("-", " ").replace("_", " ").split())
     return words[:1].upper() + words[1:]
+
+
+_PLAIN = frozenset({str, int, NoneType})
 
 
 def _plain(value: Any) -> Any:
@@ -49,6 +55,9 @@ class ReasonCodes:
         definitions = [features.get(name) for name in self.input_names]
         self.phrases = [phrase(f) for f in definitions]
         self.eligible = np.array([not f.sensitive for f in definitions], dtype=bool)
+        self._heads: list[bytes] | None = None
+        self._tails: list[bytes] | None = None
+        self._value_json: dict[str, bytes] = {}
 
     def select(
         self, contributions: np.ndarray, towards_positive: np.ndarray
@@ -82,19 +91,83 @@ class ReasonCodes:
         """
         contributions = np.asarray(contributions, dtype=np.float64)
         order, keep = self.select(contributions, np.asarray(towards_positive, dtype=bool))
-        names, phrases = self.input_names, self.phrases
-        out: list[list[dict[str, Any]]] = []
-        for row, (chosen, kept) in enumerate(zip(order.tolist(), keep.tolist(), strict=True)):
-            out.append(
-                [
-                    {
-                        "feature": names[i],
-                        "value": _plain(values[names[i]][row]),
-                        "contribution": float(contributions[row, i]),
-                        "phrase": phrases[i],
-                    }
-                    for i, ok in zip(chosen, kept, strict=True)
-                    if ok
-                ]
+        n, k = order.shape
+        if n == 0 or k == 0:
+            return [[] for _ in range(n)]
+        # Gathered as whole arrays, then one dict per reason: no per-row numpy calls.
+        table = np.empty((len(self.input_names), n), dtype=object)
+        for i, name in enumerate(self.input_names):
+            table[i, :] = list(values[name])
+        rows = np.arange(n)[:, None]
+        chosen_values = table[order, rows].tolist()
+        chosen_contributions = np.take_along_axis(contributions, order, axis=1).tolist()
+        names = np.array(self.input_names, dtype=object)[order].tolist()
+        phrases = np.array(self.phrases, dtype=object)[order].tolist()
+        plain = _PLAIN
+        return [
+            [
+                {
+                    "feature": name,
+                    "value": value if type(value) in plain else _plain(value),
+                    "contribution": contribution,
+                    "phrase": text,
+                }
+                for name, value, contribution, text, ok in zip(ns, vs, cs, ps, ks, strict=True)
+                if ok
+            ]
+            for ns, vs, cs, ps, ks in zip(
+                names, chosen_values, chosen_contributions, phrases, keep.tolist(), strict=True
             )
+        ]
+
+    def reasons_json(
+        self,
+        contributions: np.ndarray,
+        towards_positive: Sequence[bool] | np.ndarray,
+        values: Mapping[str, Sequence[Any]],
+    ) -> list[bytes]:
+        """The same reasons as ``reasons``, each record's list as JSON text (what the service answers and
+        logs). Assembled from per-feature fragments: building and serialising 4,000 dicts for a 1,000-record
+        batch cost more than scoring and explaining it."""
+        contributions = np.asarray(contributions, dtype=np.float64)
+        order, keep = self.select(contributions, np.asarray(towards_positive, dtype=bool))
+        n, k = order.shape
+        if n == 0 or k == 0:
+            return [b"[]"] * n
+        heads, tails = self._fragments()
+        columns = [values[name] for name in self.input_names]
+        chosen = np.take_along_axis(contributions, order, axis=1).tolist()
+        cache = self._value_json
+        out: list[bytes] = []
+        for row, (indexes, kept, numbers) in enumerate(
+            zip(order.tolist(), keep.tolist(), chosen, strict=True)
+        ):
+            parts = []
+            for i, ok, number in zip(indexes, kept, numbers, strict=True):
+                if not ok:
+                    continue
+                value = columns[i][row]
+                text = cache.get(value) if type(value) is str else None
+                if text is None:
+                    text = _json_value(value)
+                    if type(value) is str and len(cache) < 10_000:
+                        cache[value] = text
+                parts.append(heads[i] + text + b',"contribution":' + repr(number).encode() + tails[i])
+            out.append(b"[" + b",".join(parts) + b"]")
         return out
+
+    def _fragments(self) -> tuple[list[bytes], list[bytes]]:
+        if self._heads is None:
+            self._heads = [
+                b'{"feature":' + json.dumps(name).encode() + b',"value":' for name in self.input_names
+            ]
+            self._tails = [b',"phrase":' + json.dumps(text).encode() + b"}" for text in self.phrases]
+        return self._heads, self._tails  # type: ignore[return-value]
+
+
+def _json_value(value: Any) -> bytes:
+    """A value's JSON text; a non-finite number becomes ``null`` (JSON has no NaN)."""
+    value = _plain(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        value = None
+    return json.dumps(value).encode()
