@@ -449,3 +449,30 @@ def test_merge_moves_the_mlflow_champion_alias_to_the_production_version(
     assert (
         client.get_model_version_by_alias("german-credit-scoring", "champion").tags["model_version"] == "v1"
     )
+
+
+def test_check_verifies_the_signed_release_when_given(project, github, capsys):
+    from german_credit_scoring.governance import lineage
+    from tests.unit.test_lineage import key_pair
+
+    github.members[TEAMS["model_risk"]] = {"risk-ann"}
+    assert promotion.promote_cli(["--version", "v1"]) == 0
+    take(github, project, "promote/v1")
+    github.review(1, "risk-ann")
+    (project / "models/lineage.json").write_text(json.dumps(lineage.build_manifest()))
+    private, public = key_pair(project)
+    assert lineage.sign_cli(["--private-key", str(private)]) == 0
+    args = [
+        "--base-ref",
+        "main",
+        "--pull-request",
+        "1",
+        "--manifest",
+        "models/lineage.json",
+        "--public-key",
+        str(public),
+    ]
+    assert promotion.check_cli(args) == 0
+    (project / "models/approved/model.json").write_text(json.dumps({"version": "v1", "note": "edited"}))
+    assert promotion.check_cli(args) == 1
+    assert "models/approved/model.json: bytes changed" in capsys.readouterr().err

@@ -130,6 +130,20 @@ def format_entry(entry: dict[str, Any]) -> str:
     )
 
 
+def trail_file(path: Path, ref: str | None = "origin/audit") -> Path:
+    """The local trail, else the one on the audit branch (``git fetch origin audit`` first), copied beside it."""
+    if path.is_file() or not ref:
+        return path
+    shown = _git_show(ref, path)
+    if shown is None:
+        return path
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="audit-")) / path.name
+    copy.write_text(shown, encoding="utf-8")
+    return copy
+
+
 def _git_show(ref: str, path: Path) -> str | None:
     shown = subprocess.run(
         ["git", "show", f"{ref}:{path.as_posix()}"], capture_output=True, text=True, check=False
@@ -145,7 +159,10 @@ def audit_cli(argv: list[str]) -> int:
     parser.add_argument("--base", help="with --check: the ref whose trail must be an unchanged prefix")
     parser.add_argument("--file", type=Path, default=AUDIT_FILE)
     parser.add_argument("--json", action="store_true", help="print entries as JSON lines")
+    parser.add_argument("--ref", default="origin/audit", help="where the trail is when --file is not here")
     args = parser.parse_args(argv)
+    if not args.check:
+        args.file = trail_file(args.file, args.ref)
     try:
         if args.check:
             check_append_only(args.file, _git_show(args.base, args.file) if args.base else None)

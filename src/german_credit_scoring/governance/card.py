@@ -48,7 +48,7 @@ def card_context(
     the merge (``mlops card``); the gate stage's card (a DVC output) leaves it out, since approval
     happens after the gate and the trail is not one of the stage's inputs.
     """
-    from german_credit_scoring.governance.audit import approvers_of
+    from german_credit_scoring.governance.audit import approvers_of, trail_file
     from german_credit_scoring.governance.owners import load_teams
     from german_credit_scoring.governance.policy import load_tiers
 
@@ -80,7 +80,9 @@ def card_context(
         "tier_name": tier_name,
         "tier": tier,
         "owners": teams,
-        "approvers": approvers_of(version, root / "governance/audit.jsonl") if with_approvers else [],
+        "approvers": approvers_of(version, trail_file(root / "governance/audit.jsonl"))
+        if with_approvers
+        else [],
         "metric_names": [
             "roc_auc",
             "pr_auc",

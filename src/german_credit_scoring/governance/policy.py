@@ -41,7 +41,8 @@ from german_credit_scoring.io import write_text
 TIERS_FILE = Path("governance/tiers.yaml")
 RULESET_FILE = Path("governance/ruleset.json")
 PARAMS_FILE = Path("params.yaml")
-CHECK_KINDS = ("metric", "fairness", "regression", "latency", "size")
+# calibration and proxy: the fairness bounds on max_group_calibration_error and proxy_auc (issue 13)
+CHECK_KINDS = ("metric", "fairness", "calibration", "proxy", "regression", "latency", "size")
 Tier = Literal["low", "medium", "high"]
 
 
@@ -59,7 +60,9 @@ class RequiredReviewer(_Frozen):
 
 class TierPolicy(_Frozen):
     description: str = ""
-    mandatory_checks: list[Literal["metric", "fairness", "regression", "latency", "size"]]
+    mandatory_checks: list[
+        Literal["metric", "fairness", "calibration", "proxy", "regression", "latency", "size"]
+    ]
     required_approvals: Annotated[int, Field(ge=0, le=10)]
     required_reviewers: list[RequiredReviewer] = Field(default_factory=list)
     automatic_promotion: bool = False

@@ -457,6 +457,9 @@ def check_cli(argv: list[str]) -> int:
     parser.add_argument("--pull-request", type=int, help="number, for the named-approver check")
     parser.add_argument("--manifest", type=Path, help="the release's lineage.json")
     parser.add_argument("--owners", type=Path, default=Path("governance/owners.yaml"))
+    parser.add_argument("--public-key", type=Path, help="with --manifest: verify the release's signatures")
+    parser.add_argument("--identity", help="with --manifest: the Sigstore identity that signed the release")
+    parser.add_argument("--issuer", default="https://token.actions.githubusercontent.com")
     args = parser.parse_args(argv)
     problems: list[str] = []
     try:
@@ -487,6 +490,11 @@ def check_cli(argv: list[str]) -> int:
                     )
             except PromotionRefused as error:
                 problems.append(str(error))
+            if args.manifest is not None and (args.public_key or args.identity):
+                from german_credit_scoring.governance.lineage import verify
+
+                issuer = args.issuer if args.identity else None
+                problems += verify(args.manifest, None, args.public_key, args.identity, issuer)
         if tier.named_approver:
             if args.pull_request is None:
                 problems.append(f"the {tier_name} tier needs a named approver: pass --pull-request")
