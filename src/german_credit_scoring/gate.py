@@ -145,6 +145,10 @@ def metric_checks(
     return checks
 
 
+# Fairness bounds with a check kind of their own, so a risk tier can make each mandatory.
+FAIRNESS_KINDS = {"max_group_calibration_error": "calibration", "proxy_auc": "proxy"}
+
+
 def fairness_value(
     summary: Mapping[str, Any], key: str, comparison: str, interval: str
 ) -> tuple[float | None, str]:
@@ -214,7 +218,8 @@ def fairness_checks(
                 value, how = fairness_value(summary, key, comparison, interval)
                 why = ((summary.get("explanations") or {}).get(key)) or ""
                 detail = "; ".join(part for part in (why, how) if part)
-                checks.append(_check(name, "fairness", float(value), comparison, threshold, detail))
+                kind = FAIRNESS_KINDS.get(key, "fairness")
+                checks.append(_check(name, kind, float(value), comparison, threshold, detail))
     return checks
 
 

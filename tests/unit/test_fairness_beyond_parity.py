@@ -150,3 +150,21 @@ def test_proxy_analysis_with_one_usable_group_says_so():
     groups = pd.Series(["p"] * 38 + ["q"] * 2)
     result = proxy_analysis(frame, features, groups, ProxySettings(folds=5))
     assert result["proxy_auc"] is None and result["groups_left_out"] == ["q"]
+
+
+def test_calibration_and_proxy_bounds_are_check_kinds_a_risk_tier_can_require():
+    summary = {"max_group_calibration_error": 0.3, "proxy_auc": 0.95, "demographic_parity_difference": 0.1}
+    checks = gate.fairness_checks(
+        {"sex": summary},
+        {"max_group_calibration_error": 0.1, "proxy_auc": 0.9, "demographic_parity_difference": 0.2},
+        {},
+    )
+    kinds = {check.name: (check.kind, check.passed) for check in checks}
+    assert kinds == {
+        "max_group_calibration_error[sex]": ("calibration", False),
+        "proxy_auc[sex]": ("proxy", False),
+        "demographic_parity_difference[sex]": ("fairness", True),
+    }
+    from german_credit_scoring.governance.policy import CHECK_KINDS
+
+    assert {"calibration", "proxy"} <= set(CHECK_KINDS)
