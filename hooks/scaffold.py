@@ -886,7 +886,7 @@ def _readme_passage(key: str, body: str, data: DataAnswers, data_rel: str) -> st
     protected = ", ".join(f"`{p}`" for p in data.protected) or "none declared"
     if key == "lead":
         return f"A model that scores `{data.target}` = `{data.positive_label}` in `{data_rel}`,"
-    if key == "title":
+    if key in {"title", "proxy", "mitigation"}:  # proxy/mitigation: the sample's measured figures
         return ""
     if key == "cost":
         return " (cost matrix in `params.yaml: evaluation.cost`)"
