@@ -12,7 +12,7 @@ import pytest
 
 from german_credit_scoring.errors import DataError
 from german_credit_scoring.ingest import ingest
-from german_credit_scoring.monitoring.dataset import append, read_dataset
+from german_credit_scoring.monitoring.dataset import append, dataset_cli, read_dataset
 from german_credit_scoring.settings import load_settings
 
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -63,6 +63,16 @@ def test_append_adds_a_tracked_part_and_moves_the_pointer(project, features):
     # appending the same rows again adds nothing and keeps the version
     again = append(offered, moved, features, classes, Path("params.yaml"))
     assert again.added == 0 and again.part is None and again.version == [result.part]
+    # the command: a second version pushed to the DVC remote, the files a pull request commits listed
+    subprocess.run([DVC, "remote", "add", "-q", "-d", "local", str(project / "remote")], check=True)
+    newer = base.iloc[200:205].assign(**{numeric.name: low}).drop_duplicates()
+    newer.to_csv("newer.csv", index=False)
+    code = dataset_cli(["append", "--from", "newer.csv", "--push", "--pointers-out", "pointers.txt"])
+    assert code == 0
+    second = load_settings("params.yaml").data.appended[-1]
+    assert Path("pointers.txt").read_text().split() == ["params.yaml", f"{second}.dvc"]
+    assert [str(p) for p in load_settings("params.yaml").data.appended] == [result.part, str(second)]
+    assert any(p.is_file() for p in (project / "remote").rglob("*"))  # the content reached the remote
 
 
 def test_rows_breaking_the_contract_are_refused_by_column(project, features):
@@ -79,6 +89,9 @@ def test_rows_breaking_the_contract_are_refused_by_column(project, features):
     with pytest.raises(DataError, match="lack"):
         append(base.head(3).drop(columns=[category]), settings, features, classes)
     assert load_settings("params.yaml").data.appended == []  # nothing moved
+    # nothing labelled yet (an empty store): no new version, and the command says so without failing
+    assert dataset_cli(["append", "--store", "empty-store", "--pointers-out", "p.txt", "--no-dvc"]) == 0
+    assert Path("p.txt").read_text() == "" and load_settings("params.yaml").data.appended == []
 
 
 def test_an_altered_part_is_refused(project, features):

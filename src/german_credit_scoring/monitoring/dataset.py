@@ -143,6 +143,11 @@ def append(
     dvc: bool = True,
 ) -> AppendResult:
     """Validate, deduplicate and add ``new_rows`` as the next dataset version."""
+    if new_rows.empty:  # no newly labelled rows: the version stays
+        version = [str(p) for p in settings.data.appended]
+        return AppendResult(
+            offered=0, added=0, duplicates_in_dataset=0, duplicates_in_batch=0, part=None, version=version
+        )
     typed = validate_rows(new_rows, settings, features, classes)
     columns = [*features.names, settings.data.target]
     current = read_dataset(settings)
@@ -220,6 +225,12 @@ def dataset_cli(argv: list[str]) -> int:
     add.add_argument("--store", help="store URL (default: monitoring.store.url)")
     add.add_argument("--params", type=Path, default=paths.PARAMS)
     add.add_argument("--no-dvc", action="store_true", help="write the part without `dvc add`")
+    add.add_argument("--push", action="store_true", help="`dvc push` the new part to the DVC remote")
+    add.add_argument(
+        "--pointers-out",
+        type=Path,
+        help="write the files a pull request must commit for the new version (empty: no new version)",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -234,6 +245,17 @@ def dataset_cli(argv: list[str]) -> int:
         result = append(
             rows, settings, features, declared_classes(settings), args.params, dvc=not args.no_dvc
         )
+        pointers = [str(args.params), f"{result.part}.dvc"] if result.part and not args.no_dvc else []
+        if result.part and args.push:
+            done = subprocess.run(
+                ["dvc", "push", "-q", result.part], capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                raise DataError(
+                    f"dvc push {result.part} failed: {done.stderr.strip() or done.stdout.strip()}"
+                )
+        if args.pointers_out is not None:
+            io.write_text(args.pointers_out, "".join(f"{p}\n" for p in pointers))
         print(
             f"dataset append: {result.offered} rows offered, {result.added} added, "
             f"{result.duplicates_in_dataset} already in the dataset, {result.duplicates_in_batch} repeated; "

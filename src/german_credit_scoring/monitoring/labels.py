@@ -303,13 +303,19 @@ def _parse_time(text: str) -> datetime:
 
 
 def declared_classes(settings: Settings, reference: Path = paths.REFERENCE) -> list[str]:
-    """The target's classes: those of the training reference (the positive label always among them)."""
+    """The target's classes: those of the training reference, or of the dataset before the first ingest
+    (the positive label is always among them)."""
     import pandas as pd
 
     classes = {settings.data.positive_label}
     if Path(reference).is_file():
         column = pd.read_parquet(reference, columns=[settings.data.target])[settings.data.target]
-        classes |= {str(v) for v in column.dropna().unique()}
+    else:
+        from german_credit_scoring.monitoring.dataset import read_dataset
+
+        frame = read_dataset(settings)
+        column = frame[settings.data.target] if settings.data.target in frame.columns else pd.Series([])
+    classes |= {str(v) for v in column.dropna().unique()}
     if len(classes) < 2:
         raise DataError(
             f"{reference}: the target {settings.data.target!r}'s classes are unknown (run the ingest stage)"
