@@ -242,3 +242,38 @@ def test_training_applies_the_configured_mitigation(made, tmp_path):
     mitigated = fit(transformer, train, FEATURES, settings_for(tmp_path, mitigation="exponentiated_gradient"))
     assert not isinstance(plain[-1], MixtureClassifier)
     assert isinstance(mitigated[-1], MixtureClassifier) and mitigated[0] is transformer
+
+
+def test_variants_without_protected_attributes_are_skipped_with_the_reason(made, tmp_path):
+    tmp, train, _ = made
+    settings = settings_for(tmp)
+    save_model(tmp / "cand4", trained(settings, train), settings, "cand")
+    raw = json.loads(settings.model_dump_json())
+    raw["data"]["protected_attributes"] = []
+    bare = parse_settings(raw)
+    result = cmp.compare(
+        bare, tmp / "cand4", None, tmp / "test.parquet", tmp / "train.parquet", ["reweighing"]
+    )
+    assert [c.name for c in result.columns] == ["candidate"]
+    assert "protected attributes" in result.skipped_variants["reweighing"]
+    assert "Variant `reweighing` was not trained" in cmp.render_markdown(result)
+
+
+def test_the_comparison_reaches_the_pull_request_comment_within_githubs_limit(made, tmp_path, monkeypatch):
+    from german_credit_scoring import reporting
+
+    tmp, train, _ = made
+    settings = settings_for(tmp)
+    save_model(tmp / "cand5", trained(settings, train), settings, "cand")
+    save_model(tmp / "prod5", trained(settings, train.head(500)), settings, "prod")
+    result = cmp.compare(
+        settings, tmp / "cand5", tmp / "prod5", tmp / "test.parquet", tmp / "train.parquet", []
+    )
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/compare.md").write_text(cmp.render_markdown(result) * 40)  # a very long one
+    section = reporting.load_section("compare", tmp_path / "reports")
+    assert section.title == "Candidate beside production" and section.body
+    text = reporting.render_comment(
+        title="Model report", project="p", model_version="v", commit="c", sections=[section]
+    )
+    assert len(text) <= reporting.DEFAULT_LIMIT and "Candidate beside production" in text

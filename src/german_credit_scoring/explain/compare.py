@@ -69,6 +69,7 @@ class Comparison(Record):
     test_source: str
     production_note: str | None = None  # set when there is no production column, saying why
     columns: list[ModelColumn]
+    skipped_variants: dict[str, str] = {}  # variant -> why it could not be trained
 
     def column(self, role: str) -> ModelColumn | None:
         return next((c for c in self.columns if c.role == role), None)
@@ -290,11 +291,15 @@ def compare(
     elif production_dir is None and production_note is None:
         production_note = "none was given"
 
+    skipped: dict[str, str] = {}
     for method in variants or []:
         from german_credit_scoring.explain.mitigation import variant
 
-        train = read_table(train_path)
-        made = variant(method, candidate, train, test, features, settings)
+        try:
+            made = variant(method, candidate, read_table(train_path), test, features, settings)
+        except (DataError, ValueError) as error:  # e.g. no protected attributes: said, not fatal
+            skipped[method] = str(error)
+            continue
         columns.append(
             column_of(
                 method, "variant", "not trained in the pipeline", labels, made.scores, made.decisions,
@@ -302,7 +307,11 @@ def compare(
             )
         )  # fmt: skip
     return Comparison(
-        rows=len(test), test_source=str(test_path), production_note=production_note, columns=columns
+        rows=len(test),
+        test_source=str(test_path),
+        production_note=production_note,
+        columns=columns,
+        skipped_variants=skipped,
     )
 
 

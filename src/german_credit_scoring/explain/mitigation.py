@@ -29,6 +29,7 @@ Groups are the intersection of every protected attribute's ``group__<attribute>`
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,10 @@ def fit_servable(
         reduction = ExponentiatedGradient(
             _cost_weighted_estimator(settings), _constraint(settings.fairness.constraint)
         )
-        reduction.fit(matrix, labels, sensitive_features=sensitive_frame(frame, settings))
+        with warnings.catch_warnings():  # fairlearn 0.15 on pandas 3: deprecation noise per iteration
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            reduction.fit(matrix, labels, sensitive_features=sensitive_frame(frame, settings))
         estimator = MixtureClassifier.from_reduction(reduction, settings.decision_threshold)
     return Pipeline([("transform", transformer), ("model", estimator)])
 
