@@ -145,3 +145,33 @@ def test_interval_formulas():
     assert auc(np.array([1, 1]), np.array([0.1, 0.2])) is None
     interval = bootstrap(lambda a: float(a.mean()), (np.arange(100.0),), 200, 0.9, 0)
     assert interval.low < 49.5 < interval.high
+
+
+def test_outcomes_keyed_by_an_identifying_entity_join_its_hashed_log(
+    tmp_path, settings, classes, monkeypatch
+):
+    from german_credit_scoring.contract import FeatureDefinition, FeatureSet
+    from german_credit_scoring.prediction_log import Redactor
+
+    key = "customer_no"
+    contract = FeatureSet(features=[FeatureDefinition(name=key, dtype="category", identifying=True)])
+    keyed = settings.model_copy(update={"data": settings.data.model_copy(update={"entity_key": key})})
+    monkeypatch.setenv(settings.monitoring.store.salt_env, "pepper")
+    sink = PredictionLog(
+        tmp_path / "log", redactor=Redactor.from_settings(contract, settings.monitoring.store)
+    )
+    stamp = (NOW - timedelta(days=40)).isoformat().replace("+00:00", "Z")
+    positive, negative = settings.data.positive_label, _negative(settings, classes)
+    for i, customer in enumerate(["C-1", "C-2", "C-3"]):
+        outputs = [{"probability": 0.2 + 0.3 * i, "decision": negative}]
+        sink.append(make_rows(f"r{i}", "v1", [{key: customer}], outputs, stamp))
+    assert "C-1" not in "".join(p.read_text() for p in (tmp_path / "log").rglob("*.jsonl"))
+    store = Store(tmp_path / "store")
+    ship(tmp_path / "log", store, now=NOW.date())
+    path = _outcome_file(
+        tmp_path / "o.csv",
+        [key, settings.data.target],
+        [["C-1", negative], ["C-3", positive], ["C-9", positive]],
+    )
+    report = ingest_labels([path], keyed, store, classes, contract, now=NOW)
+    assert report.counts.used == 2 and report.counts.unmatched == 1
