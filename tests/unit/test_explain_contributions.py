@@ -1,0 +1,265 @@
+"""Exact contributions and reason codes, with the ``shap`` package as the oracle, for both model types.
+
+Columns, labels and sensitive features come from the project's own contract and settings.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from german_credit_scoring import data, transform
+from german_credit_scoring.explain.contributions import (
+    ExplanationUnavailable,
+    PipelineExplainer,
+    contributions,
+    leaf_shapley,
+)
+from german_credit_scoring.explain.reasons import ReasonCodes, phrase
+from german_credit_scoring.scoring import Scorer
+
+MODEL_TYPES = ["logistic_regression", "hist_gradient_boosting"]
+
+
+def _fit(settings, features, frame, model_type: str, include_sensitive: bool = False, **overrides):
+    x = data.model_frame(frame, features, include_sensitive)
+    y = data.positive_indicator(frame[settings.data.target], settings.data.positive_label)
+    params = {**getattr(settings.model, model_type).model_dump(), **overrides}
+    pipeline = transform.build_pipeline(features, model_type, params, settings.model.seed, include_sensitive)
+    return pipeline.fit(x, y), x
+
+
+@pytest.fixture(scope="module", params=MODEL_TYPES)
+def fitted(request, settings, features, sample_frame):
+    pipeline, frame = _fit(settings, features, sample_frame, request.param)
+    return request.param, pipeline, frame
+
+
+def _scorer(settings, features, pipeline, include_sensitive=False) -> Scorer:
+    return Scorer(
+        pipeline,
+        features,
+        include_sensitive,
+        threshold=0.5,
+        positive_label=str(settings.data.positive_label),
+        negative_label="other",
+        version="t",
+    )
+
+
+def test_contributions_reproduce_the_log_odds(fitted):
+    # given a fitted model of either type and the rows it was trained on
+    _, pipeline, frame = fitted
+    # when every row is explained per input feature
+    base, values = contributions(pipeline, frame)
+    # then base value + contributions is the model's own log-odds, row by row
+    margins = pipeline.decision_function(frame)
+    assert values.shape == (len(frame), frame.shape[1])
+    np.testing.assert_allclose(base + values.sum(axis=1), margins, rtol=0, atol=1e-6)
+
+
+def test_contributions_match_shap(fitted):
+    import shap
+
+    model_type, pipeline, frame = fitted
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    matrix = explainer.transformer_matrix(frame.head(200))
+    ours = explainer.column_contributions(matrix)
+    if model_type == "logistic_regression":
+        # the documented baseline is the background: feature-independent shap.LinearExplainer
+        baseline = explainer.explainer.baseline
+        oracle = shap.LinearExplainer(pipeline[-1], (baseline, np.zeros((baseline.size, baseline.size))))
+    else:
+        oracle = shap.TreeExplainer(pipeline[-1])  # path-dependent TreeSHAP, raw (log-odds) output
+    expected = np.asarray(oracle.shap_values(matrix))
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+    assert explainer.base_value == pytest.approx(float(np.ravel(oracle.expected_value)[0]), abs=1e-6)
+
+
+def test_linear_baseline_from_a_background_is_its_mean(settings, features, sample_frame):
+    import shap
+
+    pipeline, frame = _fit(settings, features, sample_frame, "logistic_regression")
+    # (100 rows: shap subsamples a larger background)
+    background = PipelineExplainer(pipeline, list(frame.columns)).transformer_matrix(frame.head(100))
+    explainer = PipelineExplainer(pipeline, list(frame.columns), background=background)
+    oracle = shap.LinearExplainer(pipeline[-1], background)
+    matrix = background
+    np.testing.assert_allclose(
+        explainer.column_contributions(matrix), oracle.shap_values(matrix), rtol=0, atol=1e-6
+    )
+    # the average applicant's contributions average to zero
+    np.testing.assert_allclose(explainer.contributions(background).mean(axis=0), 0, atol=1e-9)
+
+
+def test_deep_leaves_are_solved_without_tables(settings, features, sample_frame):
+    import shap
+
+    from german_credit_scoring.explain.contributions import TreeContributions
+
+    # given leaves deeper than the tabled depth (here: every leaf below depth 2 is solved per batch)
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=20)
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    deep = TreeContributions(pipeline[-1], explainer.transformer.width, table_depth=2)
+    assert deep.deep, "expected leaves deeper than the table depth"
+    matrix = explainer.transformer_matrix(frame.head(50))
+    expected = np.asarray(shap.TreeExplainer(pipeline[-1]).shap_values(matrix))
+    np.testing.assert_allclose(deep.column_contributions(matrix), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(explainer.column_contributions(matrix), expected, rtol=0, atol=1e-6)
+
+
+def test_leaf_game_is_shapley_by_enumeration():
+    from itertools import combinations
+    from math import factorial
+
+    rng = np.random.default_rng(0)
+    d = 4
+    zero = rng.uniform(0.1, 0.9, size=(1, d))
+    agree = np.array([[[1.0, 0.0, 1.0, 1.0]]])
+    value = np.array([0.7])
+
+    def game(coalition):
+        return value[0] * np.prod([agree[0, 0, k] if k in coalition else zero[0, k] for k in range(d)])
+
+    expected = []
+    for i in range(d):
+        others = [k for k in range(d) if k != i]
+        total = 0.0
+        for size in range(d):
+            for subset in combinations(others, size):
+                weight = factorial(size) * factorial(d - size - 1) / factorial(d)
+                total += weight * (game({*subset, i}) - game(set(subset)))
+        expected.append(total)
+    np.testing.assert_allclose(leaf_shapley(value, zero, agree)[0, 0], expected, atol=1e-12)
+
+
+def test_fast_path_gives_exactly_the_pipelines_probabilities(fitted, settings, features):
+    # given the scorer's verified numpy transformer
+    _, pipeline, frame = fitted
+    scorer = _scorer(settings, features, pipeline)
+    assert scorer.fast is not None
+    columns = {name: frame[name].tolist() for name in scorer.input_names}
+    # then it gives scikit-learn's probabilities bit for bit
+    expected = pipeline.predict_proba(frame)[:, 1]
+    assert np.array_equal(scorer.column_probabilities(columns), expected)
+
+
+def test_every_record_gets_reasons_towards_its_decision(fitted, settings, features):
+    _, pipeline, frame = fitted
+    scorer = _scorer(settings, features, pipeline)
+    rows = frame.head(40)
+    columns = {name: rows[name].tolist() for name in scorer.input_names}
+    scores = scorer.score_columns(columns, top_k=3)
+    _, values = contributions(pipeline, rows)
+    positive = str(settings.data.positive_label)
+    for row, (decision, reasons) in enumerate(zip(scores.decisions, scores.reasons, strict=True)):
+        assert 0 < len(reasons) <= 3
+        sign = 1 if decision == positive else -1
+        pushed = [sign * r["contribution"] for r in reasons]
+        assert all(p > 0 for p in pushed) and pushed == sorted(pushed, reverse=True)
+        for reason in reasons:
+            i = scorer.input_names.index(reason["feature"])
+            assert reason["contribution"] == pytest.approx(values[row, i], abs=1e-9)
+            assert reason["value"] == columns[reason["feature"]][row]
+            assert reason["phrase"] == phrase(features.get(reason["feature"]))
+    assert scores.unexplained == [None] * len(rows)
+
+
+def test_reasons_as_json_are_the_reasons(fitted, settings, features):
+    _, pipeline, frame = fitted
+    scorer = _scorer(settings, features, pipeline)
+    rows = frame.head(25)
+    columns = {name: rows[name].tolist() for name in scorer.input_names}
+    as_dicts = scorer.score_columns(columns, top_k=4)
+    as_json = scorer.score_columns(columns, top_k=4, as_json=True)
+    assert [json.loads(r) for r in as_json.reasons] == as_dicts.reasons
+
+
+def test_sensitive_features_are_never_reasons(settings, features, sample_frame):
+    sensitive = [f.name for f in features.features if f.sensitive]
+    if not sensitive:
+        pytest.skip("the contract declares no sensitive feature")
+    # given a model allowed to use the sensitive features as inputs
+    for model_type in MODEL_TYPES:
+        pipeline, frame = _fit(settings, features, sample_frame, model_type, include_sensitive=True)
+        scorer = _scorer(settings, features, pipeline, include_sensitive=True)
+        columns = {name: frame[name].tolist() for name in scorer.input_names}
+        _, values = contributions(pipeline, frame)
+        # they do contribute to the score ...
+        assert np.abs(values[:, [scorer.input_names.index(n) for n in sensitive]]).max() > 0
+        # ... but with every feature a reason (k = all inputs) none of them is ever one
+        scores = scorer.score_columns(columns, top_k=len(scorer.input_names))
+        named = {reason["feature"] for reasons in scores.reasons for reason in reasons}
+        assert named and not named & set(sensitive)
+        as_json = scorer.score_columns(columns, top_k=len(scorer.input_names), as_json=True).reasons
+        assert not {r["feature"] for text in as_json for r in json.loads(text)} & set(sensitive)
+
+
+def test_phrase_falls_back_to_the_description_then_the_name(features):
+    feature = features.features[0]
+    assert phrase(feature.model_copy(update={"reason": "Short phrase"})) == "Short phrase"
+    assert phrase(feature.model_copy(update={"reason": "", "description": "Described"})) == "Described"
+    bare = feature.model_copy(update={"reason": "", "description": "", "name": "loan_duration-months"})
+    assert phrase(bare) == "Loan duration months"
+
+
+def test_reason_codes_keep_only_contributions_towards_the_decision(features):
+    names = [f.name for f in features.model_inputs()][:3]
+    codes = ReasonCodes(features, names, top_k=3)
+    values = {name: ["a", "b"] for name in names}
+    out = codes.reasons(np.array([[0.5, -0.2, 0.1], [0.5, -0.2, 0.1]]), [True, False], values)
+    assert [r["feature"] for r in out[0]] == [names[0], names[2]]
+    assert [r["feature"] for r in out[1]] == [names[1]]
+
+
+def test_a_model_without_an_exact_explainer_still_decides(settings, features, sample_frame):
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    # given a pipeline whose estimator has no exact explainer here
+    x = data.model_frame(sample_frame, features)
+    y = data.positive_indicator(sample_frame[settings.data.target], settings.data.positive_label)
+    pipeline = Pipeline(
+        [("transform", transform.build_transformer(features)), ("model", DecisionTreeClassifier(max_depth=3))]
+    ).fit(x, y)
+    with pytest.raises(ExplanationUnavailable, match="DecisionTreeClassifier"):
+        PipelineExplainer(pipeline, list(x.columns))
+    scorer = _scorer(settings, features, pipeline)
+    columns = {name: x[name].head(5).tolist() for name in scorer.input_names}
+    # when scored with reasons on, every record keeps its decision and says why it has no reasons
+    scores = scorer.score_columns(columns, top_k=4)
+    assert np.array_equal(scores.probabilities, pipeline.predict_proba(x.head(5))[:, 1])
+    assert len(scores.decisions) == 5 and scores.reasons == [[]] * 5
+    assert all("DecisionTreeClassifier" in reason for reason in scores.unexplained)
+
+
+def test_a_record_that_cannot_be_explained_keeps_its_decision(fitted, settings, features, monkeypatch):
+    _, pipeline, frame = fitted
+    scorer = _scorer(settings, features, pipeline)
+    rows = frame.head(4)
+    columns = {name: rows[name].tolist() for name in scorer.input_names}
+    expected = scorer.score_columns(columns, top_k=2)
+    original = scorer.explainer.contributions
+
+    def broken_for_row_two(matrix):  # e.g. an overflow in one record's contributions
+        values = original(matrix)
+        values[2, 0] = np.inf
+        return values
+
+    monkeypatch.setattr(scorer.explainer, "contributions", broken_for_row_two)
+    scores = scorer.score_columns(columns, top_k=2, as_json=True)
+    assert scores.decisions == expected.decisions and scores.probabilities == expected.probabilities
+    assert scores.reasons[2] == b"[]" and "could not be computed exactly" in scores.unexplained[2]
+    assert [json.loads(r) for i, r in enumerate(scores.reasons) if i != 2] == [
+        r for i, r in enumerate(expected.reasons) if i != 2
+    ]
+
+    def broken(matrix):
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(scorer.explainer, "contributions", broken)
+    scores = scorer.score_columns(columns, top_k=2)
+    assert scores.decisions == expected.decisions
+    assert scores.reasons == [[]] * 4 and all("overflow" in text for text in scores.unexplained)
