@@ -389,14 +389,31 @@ def _quote_ref(ref: str) -> str:
     return urllib.parse.quote(ref, safe="/")
 
 
-def retrain_body(report: str, data_pointers: list[str], dispatched_by: str) -> str:
+def retrain_decision(verdict: str, triggers_path: Path | None) -> tuple[bool, str, list[str]]:
+    """Whether to open the retraining PR: drift found, or a retraining trigger fired
+    (``mlops triggers``' reports/triggers.json). Returns (open, the triggers' Markdown, fired names)."""
+    if triggers_path is None:
+        return verdict == "drift", "", []
+    from german_credit_scoring.monitoring.triggers import TriggerReport
+
+    try:
+        report = TriggerReport.model_validate_json(triggers_path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigurationError(f"cannot read the triggers {triggers_path}: {error.strerror}") from None
+    except ValueError as error:
+        raise ConfigurationError(f"{triggers_path}: not a trigger report: {error}") from None
+    return verdict == "drift" or report.fired, report.markdown(), report.fired_names
+
+
+def retrain_body(report: str, data_pointers: list[str], dispatched_by: str, triggers: str = "") -> str:
     pointers = "".join(f"- `{p}`\n" for p in data_pointers) or "- none: retrains on the current data\n"
     text = (
         "## 🔁 Retraining: data drift detected\n\n"
         "The scheduled drift check found drift against the training reference. This pull request reruns "
         "the whole pipeline (validate → train → evaluate → fairness → gate) so that reviewers can decide "
         "on the retrained model with the usual checks and reports.\n\n"
-        f"**Updated data pointers**\n\n{pointers}\n"
+        + (f"{triggers.strip()}\n\n" if triggers.strip() else "")
+        + f"**Updated data pointers**\n\n{pointers}\n"
         f"**Checks** {dispatched_by}\n\n"
         "<details open><summary>Drift report</summary>\n\n"
         f"{report.strip()}\n\n</details>\n"
@@ -415,6 +432,7 @@ def open_or_update_retrain_pr(
     dispatch_workflow: str | None,
     app_token: bool,
     title: str,
+    triggers: str = "",
 ) -> RetrainResult:
     """Commit the report (and data pointers) to ``branch`` and keep exactly one open PR from it."""
     existing = find_open_pull_request(client, branch, base)
@@ -434,7 +452,9 @@ def open_or_update_retrain_pr(
         how = f"were dispatched explicitly (`{dispatch_workflow}` on `{branch}`): GITHUB_TOKEN's PRs start no workflows."
     else:
         how = "do not start by themselves (opened with GITHUB_TOKEN): push to the branch or run them by hand."
-    body = retrain_body(report_path.read_text(encoding="utf-8"), [p.as_posix() for p in data_pointers], how)
+    body = retrain_body(
+        report_path.read_text(encoding="utf-8"), [p.as_posix() for p in data_pointers], how, triggers
+    )
 
     if existing:
         number = int(existing["number"])
@@ -476,6 +496,9 @@ def open_or_update_retrain_pr(
     return RetrainResult(action=action, number=number, committed=tuple(committed), dispatched=dispatched)
 
 
+TITLE = "Retrain the model: data drift detected"
+
+
 def retrain_pr_cli(argv: list[str]) -> int:
     """``mlops retrain-pr``: on drift, open (or refresh) the one retraining pull request."""
     parser = argparse.ArgumentParser(prog="mlops retrain-pr", description=retrain_pr_cli.__doc__)
@@ -488,7 +511,7 @@ def retrain_pr_cli(argv: list[str]) -> int:
     parser.add_argument("--branch", required=True, help="the fixed branch the retraining PR comes from")
     parser.add_argument("--base", default="main")
     parser.add_argument("--label", default="retraining", help="label put on the PR ('' for none)")
-    parser.add_argument("--title", default="Retrain the model: data drift detected")
+    parser.add_argument("--title", default=TITLE)
     parser.add_argument(
         "--data-pointer",
         type=Path,
@@ -501,15 +524,21 @@ def retrain_pr_cli(argv: list[str]) -> int:
         help="workflow file to dispatch on the branch when no GitHub App token is given",
     )
     parser.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY)")
+    parser.add_argument(
+        "--triggers", type=Path, help="reports/triggers.json: open on any fired trigger, with its evidence"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(message)s")
 
     try:
         verdict = read_verdict(args.verdict_file)
+        retrain, triggers, fired = retrain_decision(verdict, args.triggers)
     except ConfigurationError as error:
         print(f"mlops retrain-pr: {error}", file=sys.stderr)
         return 2
-    if verdict != "drift":
+    if fired and verdict != "drift" and args.title == TITLE:
+        args.title = f"Retrain the model: {', '.join(fired)}"
+    if not retrain:
         reason = "no drift" if verdict == "no_drift" else "not enough current data to judge drift"
         message = (
             f"### Retraining\n\nDrift verdict: `{verdict}` ({reason}). No retraining pull request opened.\n"
@@ -537,6 +566,7 @@ def retrain_pr_cli(argv: list[str]) -> int:
             dispatch_workflow=args.dispatch_workflow,
             app_token=app_token is not None,
             title=args.title,
+            triggers=triggers,
         )
     except ConfigurationError as error:
         print(f"mlops retrain-pr: {error}", file=sys.stderr)
