@@ -47,6 +47,7 @@ def settings_for(tmp_path, mitigation="none", **fairness):
         "model": {"type": "logistic_regression", "logistic_regression": {"C": 1.0, "max_iter": 1000}},
         "evaluation": {"cost": {"false_negative": 1, "false_positive": 1}, "slices": ["district"]},
         "fairness": {"mitigation": mitigation, "bootstrap": 200, **fairness},
+        "gate": {"max_regression": {"roc_auc": 0.02}},
     }
     return parse_settings(raw)
 
@@ -181,6 +182,10 @@ def test_production_is_scored_on_the_same_rows_and_the_change_is_shown(made):
         cmp.change("expected_cost", 0.5, 0.6) == "-0.100 ✅" and cmp.change("roc_auc", 0.5, 0.6) == "-0.100 ⚠️"
     )
     assert "Per slice: candidate vs production" in text and "change against production" in text
+    # the gate's regression limits, applied to production scored on the same rows
+    auc_check = next(c for c in result.regression if c["name"] == "roc_auc regression")
+    assert auc_check["value"] == pytest.approx(production.overall["roc_auc"] - candidate.overall["roc_auc"])
+    assert "Regression on these rows" in text
 
 
 def test_cli_without_production_succeeds_and_without_candidate_is_bad_input(made, tmp_path, monkeypatch):

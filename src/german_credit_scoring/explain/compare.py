@@ -70,6 +70,9 @@ class Comparison(Record):
     production_note: str | None = None  # set when there is no production column, saying why
     columns: list[ModelColumn]
     skipped_variants: dict[str, str] = {}  # variant -> why it could not be trained
+    # gate.max_regression applied to production scored on these same rows (the gate itself reads main's
+    # committed metrics, which were measured on main's test rows)
+    regression: list[dict[str, Any]] = []
 
     def column(self, role: str) -> ModelColumn | None:
         return next((c for c in self.columns if c.role == role), None)
@@ -306,7 +309,20 @@ def compare(
                 made.threshold, test, settings, None, made.servable, made.note,
             )
         )  # fmt: skip
+    regression: list[dict[str, Any]] = []
+    production_column = next((c for c in columns if c.role == "production"), None)
+    if production_column is not None and settings.gate.max_regression:
+        from german_credit_scoring.gate import regression_checks
+
+        regression = [
+            check.to_dict()
+            for check in regression_checks(
+                columns[0].overall, production_column.overall, settings.gate.max_regression,
+                "production scored on these rows", [],
+            )
+        ]  # fmt: skip
     return Comparison(
+        regression=regression,
         rows=len(test),
         test_source=str(test_path),
         production_note=production_note,
