@@ -208,7 +208,9 @@ def test_a_crash_in_the_check_is_exit_3_and_bad_input_exit_2(monkeypatch, tmp_pa
     monkeypatch.setattr(window_mod, "run_check", explode)
     monkeypatch.setattr("german_credit_scoring.paths.DRIFT_RESULT", tmp_path / "drift.json")
     monkeypatch.setattr("german_credit_scoring.paths.DRIFT_MD", tmp_path / "drift.md")
+    (tmp_path / "drift.json").write_text('{"verdict": "last good"}')
     assert drift_check_cli([]) == EXIT_CRASH
+    assert (tmp_path / "drift.json").read_text() == '{"verdict": "last good"}'  # kept, not replaced
     assert drift_check_cli(["--params", str(tmp_path / "missing.yaml")]) == EXIT_BAD_INPUT
 
 

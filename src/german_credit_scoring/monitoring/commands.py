@@ -142,8 +142,7 @@ def drift_check_cli(argv: list[str]) -> int:
         from german_credit_scoring.monitoring.window import run_check
 
         settings = load_settings(args.params)
-        for stale in (paths.DRIFT_RESULT, paths.DRIFT_MD):  # a failed run never leaves an old report
-            stale.unlink(missing_ok=True)
+        # a failing run writes nothing (the last good report stays) and exits 2 or 3, never 1
         result = run_check(settings, load_features(settings.features))
         print(f"drift: {result['verdict']}: {result['message']}")
         return EXIT_CHECK_FAILED if result["verdict"] == "drift" else EXIT_OK
