@@ -202,21 +202,28 @@ class PredictionLog:
         self.redactor = redactor or Redactor()
         self._lock = threading.Lock()
         self._sequence = 0
-        self._made: set[Path] = set()
+        self._files: dict[tuple[str, str], Path] = {}
 
     def _partition(self, model_version: str, timestamp: str | None = None) -> Path:
-        day = (timestamp or utc_now())[:10]
-        folder = partition_dir(self.directory, day, model_version)
-        if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._made.add(folder)
+        folder = partition_dir(self.directory, (timestamp or utc_now())[:10], model_version)
+        folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def _append_jsonl(self, text: bytes, model_version: str, timestamp: str | None) -> None:
         """One write of whole lines per request: workers have their own files, threads take the lock."""
-        path = self._partition(model_version, timestamp) / f"part-{_host()}-{os.getpid()}.jsonl"
-        with self._lock, open(path, "ab") as handle:
-            handle.write(text)
+        key = ((timestamp or utc_now())[:10], model_version)
+        path = self._files.get(key)
+        if path is None:
+            path = self._partition(model_version, key[0]) / f"part-{_host()}-{os.getpid()}.jsonl"
+            self._files[key] = path
+        with self._lock:
+            try:
+                handle = open(path, "ab")  # noqa: SIM115 - closed below
+            except FileNotFoundError:  # the partition folder was shipped and removed meanwhile
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(path, "ab")  # noqa: SIM115
+            with handle:
+                handle.write(text)
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         if self.redactor.active:

@@ -239,3 +239,13 @@ def test_lineage_comes_from_the_bento_record_and_dvc_lock_in_git_history(tmp_pat
     assert path == cache / "aa" / ("a" * 30) and md5 == "a" * 32
     with pytest.raises(DataError, match="never packaged"):
         lineage_mod.reference_for("ghost", found, tmp_path / "nope.parquet", cache)
+
+
+def test_a_partition_folder_removed_under_a_running_writer_is_made_again(tmp_path):
+    import shutil
+
+    sink = PredictionLog(tmp_path / "log")
+    _log(sink, TODAY, "v1", [{"x": 1}])
+    shutil.rmtree(tmp_path / "log" / f"date={TODAY}")
+    _log(sink, TODAY, "v1", [{"x": 2}])
+    assert list(read_prediction_log(tmp_path / "log")["x"]) == [2]
