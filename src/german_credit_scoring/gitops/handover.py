@@ -261,6 +261,30 @@ def fetch(client, commit: str, out: Path, workflow: str = "pr.yml") -> Release:
     return release
 
 
+def production_model(client, base_commit: str, out: Path, workflow: str = "pr.yml") -> str | None:
+    """Production's model (the release main's head commit shipped) as a model directory in ``out``.
+
+    Returns None when it is there, else the reason it is not (no release yet, expired, no API access):
+    the comparison then says so plainly, and nothing fails.
+    """
+    scratch = out.parent / f".{out.name}-release"
+    try:
+        release = fetch(client, base_commit, scratch, workflow)
+    except HandoverError as error:
+        return str(error)
+    except Exception as error:  # the API: forks without actions: read, no token, unreachable
+        return f"production's release could not be fetched ({error})"
+    model_name, model_version = release.model.split(":", 1)
+    stored = scratch / STORE / "models" / model_name / model_version
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copy2(stored / "model.joblib", out / "model.joblib")
+    shutil.copy2(scratch / "model.json", out / "model.json")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return None
+
+
 # --- command line -------------------------------------------------------------------------------------
 
 
@@ -277,6 +301,10 @@ def handover_cli(argv: list[str]) -> int:
     v = sub.add_parser("verify", help="check a release against dvc.lock (exit 1 on any difference)")
     v.add_argument("release", type=Path, nargs="?", default=Path("release"))
     v.add_argument("--lock", type=Path, default=lock.LOCK)
+    pr = sub.add_parser("production", help="production's model (the release main shipped) into --out")
+    pr.add_argument("--out", type=Path, default=Path("production"))
+    pr.add_argument("--base", help="main's commit (default: the pull request's base sha)")
+    pr.add_argument("--workflow", default="pr.yml")
     la = sub.add_parser("labels", help="the image's OCI labels")
     la.add_argument("release", type=Path, nargs="?", default=Path("release"))
     la.add_argument("--commit", default=os.environ.get("GITHUB_SHA", "unknown"))
@@ -296,6 +324,18 @@ def handover_cli(argv: list[str]) -> int:
             fetch(GitHub.from_env(), args.commit, args.out, args.workflow)
             release = verify(args.out)
             print(f"verified: the model is byte for byte the one dvc.lock pins ({release.approved_md5})")
+        elif args.command == "production":
+            from german_credit_scoring.github import GitHub
+
+            base = args.base or ((_event().get("pull_request") or {}).get("base") or {}).get("sha")
+            reason = production_model(GitHub.from_env(), base, args.out, args.workflow) if base else None
+            if not base:
+                reason = "no base commit (not a pull request run; pass --base)"
+            if reason:
+                print(f"no production model to compare with: {reason}")
+            else:
+                print(f"production's model from main ({base[:12]}) is in {args.out}")
+            return 0
         elif args.command == "verify":
             release = verify(args.release, args.lock)
             print(f"verified: the model is byte for byte the one {args.lock} pins ({release.approved_md5})")
