@@ -249,3 +249,17 @@ def test_a_partition_folder_removed_under_a_running_writer_is_made_again(tmp_pat
     shutil.rmtree(tmp_path / "log" / f"date={TODAY}")
     _log(sink, TODAY, "v1", [{"x": 2}])
     assert list(read_prediction_log(tmp_path / "log")["x"]) == [2]
+
+
+def test_the_last_checked_window_of_the_same_length_sets_the_expected_volume(
+    tmp_path, settings, logged_store
+):
+    store, lineage, reference = logged_store
+    out = tmp_path / "c"
+    first = window.materialize(settings, store, lineage, now=TODAY, out_dir=out, current_reference=reference)
+    assert first.previous_rows is None  # nothing checked yet
+    window.mark_checked(store, first)
+    later = window.materialize(
+        settings, store, lineage, now=TODAY + timedelta(days=1), out_dir=out, current_reference=reference
+    )
+    assert later.previous_rows == first.rows == 30

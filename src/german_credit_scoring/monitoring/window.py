@@ -60,6 +60,20 @@ class WindowManifest(BaseModel):
     unknown_versions: dict[str, int] = Field(default_factory=dict)
     problem_count: int = 0
     problems: list[LineProblem] = Field(default_factory=list)
+    # rows of the last checked window of the same length: the drift check's expected volume
+    previous_rows: int | None = None
+
+
+def _last_check(store: Store) -> dict[str, Any]:
+    import json
+
+    if not store.exists(STATE, LAST_CHECK):
+        return {}
+    try:
+        last = json.loads(store.read_bytes(STATE, LAST_CHECK))
+    except ValueError:
+        raise DataError(f"{store.path(STATE, LAST_CHECK)}: not JSON (delete it to start afresh)") from None
+    return last if isinstance(last, dict) else {}
 
 
 def window_days(settings: Settings, store: Store, now: date | None = None) -> tuple[date, date]:
@@ -67,11 +81,9 @@ def window_days(settings: Settings, store: Store, now: date | None = None) -> tu
     now = now or today()
     window = settings.monitoring.window
     start = now - timedelta(days=window.days - 1)
-    if window.mode == "since_last" and store.exists(STATE, LAST_CHECK):
-        import json
-
-        last = json.loads(store.read_bytes(STATE, LAST_CHECK))
-        start = parse_day(str(last.get("end")), store.path(STATE, LAST_CHECK)) + timedelta(days=1)
+    last = _last_check(store) if window.mode == "since_last" else {}
+    if last.get("end"):
+        start = parse_day(str(last["end"]), store.path(STATE, LAST_CHECK)) + timedelta(days=1)
     return start, now
 
 
@@ -115,6 +127,9 @@ def materialize(
         if row["__model_version__"] == chosen
     ]
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"probability": pd.Series(dtype=float)})
+    last = _last_check(store)
+    same_length = last.get("days") == (end - start).days + 1
+    previous_rows = int(last["rows"]) if same_length and isinstance(last.get("rows"), int) else None
     manifest = WindowManifest(
         store=store.url,
         mode=settings.monitoring.window.mode,
@@ -129,6 +144,7 @@ def materialize(
         unknown_versions=dict(sorted(unknown.items())),
         problem_count=len(problems),
         problems=problems[:MAX_LISTED_PROBLEMS],
+        previous_rows=previous_rows,
     )
     io.write_with(out_dir / WINDOW_ROWS.name, lambda tmp: frame.to_parquet(tmp, index=False))
     io.write_json(out_dir / WINDOW_MANIFEST.name, manifest.model_dump(mode="json"))
@@ -139,7 +155,13 @@ def mark_checked(store: Store, manifest: WindowManifest) -> None:
     """Remember the window's last day: ``since_last`` starts after it next time."""
     import json
 
-    payload = {"end": manifest.end, "model_version": manifest.model_version, "rows": manifest.rows}
+    days = (date.fromisoformat(manifest.end) - date.fromisoformat(manifest.start)).days + 1
+    payload = {
+        "end": manifest.end,
+        "days": days,
+        "model_version": manifest.model_version,
+        "rows": manifest.rows,
+    }
     store.write_bytes(json.dumps(payload).encode("utf-8"), STATE, LAST_CHECK)
 
 
@@ -183,6 +205,7 @@ def run_check(
         reference_path=reference,
         json_path=json_path,
         markdown_path=markdown_path,
+        previous_rows=manifest.previous_rows if manifest is not None else None,
     )
     if manifest is not None:
         result["window"] = manifest.model_dump(mode="json")
