@@ -177,14 +177,19 @@ def test_every_mlops_command_a_workflow_runs_exists():
 
 def test_every_dvc_repro_and_report_stage_exists():
     stages = set(dvc_stages())
-    named = []
+    from german_credit_scoring.reporting import STAGE_ORDER
+
+    named, sections = [], []
     for path, script in run_scripts():
         named += [(path.name, s) for s in re.findall(r"\bdvc repro (?:-\S+ )*([A-Za-z0-9_-]+)", script)]
-        named += [
+        sections += [
             (path.name, s) for s in re.findall(r"\bmlops report\b[^\n]*?--stage ([A-Za-z0-9_-]+)", script)
         ]
-    assert named
+    assert named and sections
     unknown = sorted(f"{name}: {stage}" for name, stage in named if stage not in stages)
+    unknown += sorted(
+        f"{name}: report {s}" for name, s in sections if s not in stages and s not in STAGE_ORDER
+    )
     assert not unknown, f"workflows name stages missing from dvc.yaml: {unknown}"
 
 
