@@ -58,6 +58,31 @@ def model(project):
     return path
 
 
+@pytest.fixture(scope="module")
+def contract(project):
+    """Columns from the copy's own contract, most distinct values first (the sample's names mean
+    nothing to another project's data): (numeric model inputs, categorical model inputs)."""
+    from german_credit_scoring.contract import load_features
+    from german_credit_scoring.settings import load_settings
+
+    features = load_features(project / load_settings(project / "params.yaml").features)
+    train = pd.read_parquet(project / "data/prepared/train.parquet")
+
+    def by_values(numeric: bool) -> list[str]:
+        names = [
+            f.name for f in features.model_inputs() if f.is_numeric == numeric and train[f.name].notna().any()
+        ]
+        return sorted(names, key=lambda name: -train[name].nunique())
+
+    return by_values(True), by_values(False)
+
+
+def covariate_columns(contract) -> list[str]:
+    """Two columns to shift: a numeric and a categorical one, or two numeric ones if that is all there is."""
+    numeric, categorical = contract
+    return (numeric[:1] + categorical[:1]) if categorical else numeric[:2]
+
+
 def mlops(project, *args):
     return run(project, sys.executable, "-m", "german_credit_scoring.cli", *args)
 
@@ -108,26 +133,31 @@ def test_no_drift_logs_exit_0_with_logged_probabilities(project, model):
     assert data["model"].endswith("models/candidate/model.joblib")
 
 
-def test_covariate_drift_exits_1_and_names_the_features(project, model):
-    fresh_logs(project, ("covariate", 3000, "--features", "credit_amount,purpose"))
+def test_covariate_drift_exits_1_and_names_the_features(project, model, contract):
+    shifted = covariate_columns(contract)
+    fresh_logs(project, ("covariate", 3000, "--features", ",".join(shifted)))
     out = mlops(project, "drift")
     assert out.returncode == 1, out.stdout + out.stderr
     data = result(project)
     assert data["verdict"] == "drift"
-    assert sorted(data["drifted_features"]) == ["credit_amount", "purpose"]
+    assert sorted(data["drifted_features"]) == sorted(shifted)
     report = (project / "reports/drift.md").read_text()
-    assert "❌ Drift detected" in report and "`credit_amount`" in report
+    assert "❌ Drift detected" in report and f"`{shifted[0]}`" in report
     assert "http" not in report
 
 
-def test_dvc_stage_fails_on_drift_after_writing_its_reports(project, model):
-    fresh_logs(project, ("new_categories", 3000, "--features", "housing"))
+def test_dvc_stage_fails_on_drift_after_writing_its_reports(project, model, contract):
+    numeric, categorical = contract
+    # new categories where the data has categories; a shifted number where it has none
+    kind, column = ("new_categories", categorical[0]) if categorical else ("covariate", numeric[0])
+    fresh_logs(project, (kind, 3000, "--features", column))
     (project / "reports/drift.json").unlink()
     out = dvc(project, "repro", "drift")
     assert out.returncode != 0
     data = result(project)
-    assert data["verdict"] == "drift" and data["drifted_features"] == ["housing"]
-    assert "new_housing_" in json.dumps(data["features"])
+    assert data["verdict"] == "drift" and data["drifted_features"] == [column]
+    if categorical:
+        assert f"new_{column}_" in json.dumps(data["features"])
 
 
 def test_concept_drift_from_labelled_logs(project, model):
@@ -148,18 +178,19 @@ def test_too_few_rows_is_insufficient_data_even_if_shifted(project, model):
     assert result(project)["verdict"] == "insufficient_data"
 
 
-def test_malformed_log_or_wrong_type_exits_2_with_the_file_named(project):
+def test_malformed_log_or_wrong_type_exits_2_with_the_file_named(project, contract):
+    numeric = contract[0][0]
     logs = project / "logs/predictions"
     for path in logs.iterdir():
         path.unlink()
-    (logs / "broken.jsonl").write_text('{"inputs": {"age": 30}}\n{"inputs": \n')
+    (logs / "broken.jsonl").write_text(json.dumps({"inputs": {numeric: 30}}) + '\n{"inputs": \n')
     out = mlops(project, "drift")
     assert out.returncode == 2
     assert "broken.jsonl:2" in out.stderr
-    (logs / "broken.jsonl").write_text(json.dumps({"inputs": {"age": "thirty", "housing": "own"}}) + "\n")
+    (logs / "broken.jsonl").write_text(json.dumps({"inputs": {numeric: "thirty"}}) + "\n")
     out = mlops(project, "drift", "--current", "logs/predictions/broken.jsonl")
     assert out.returncode == 2
-    assert "age" in out.stderr
+    assert numeric in out.stderr
 
 
 def test_explicit_csv_source_and_no_model(project, tmp_path):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.e2e.helpers import copy_project, digest, dvc
+from tests.e2e.helpers import copy_project, digest, dvc, relax_gate
 
 pytestmark = pytest.mark.e2e
 
@@ -45,8 +45,10 @@ OUTPUTS = [
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A copy of the project after one full `dvc repro` up to the gate."""
+    """A copy of the project after one full `dvc repro` up to the gate, under a policy every model meets
+    (what the project's own policy decides about its data is not what these tests are about)."""
     project = copy_project(tmp_path_factory.mktemp("project"))
+    relax_gate(project)
     result = dvc(project, "repro", "gate")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project
@@ -83,31 +85,36 @@ def test_metrics_compare_with_git(project):
     assert "roc_auc" in result.stdout
 
 
-def _bad_variants(frame: pd.DataFrame, target: str, numeric: str, category: str):
+def _bad_variants(frame: pd.DataFrame, target: str, numeric: str, category: str | None):
     no_rows = frame.iloc[0:0]
     wrong_type = frame.astype({numeric: object})
     wrong_type.loc[wrong_type.index[:5], numeric] = "unknown"
     all_null = frame.copy()
     all_null[numeric] = None
-    unseen = frame.copy()
-    unseen.loc[unseen.index[:7], category] = "never_seen_before"
     one_class = frame.copy()
     one_class[target] = one_class[target].iloc[0]
-    return {
+    renamed = category or numeric
+    variants = {
         "missing_column": (frame.drop(columns=[numeric]), numeric),
-        "renamed_column": (frame.rename(columns={category: category + "_v2"}), category),
+        "renamed_column": (frame.rename(columns={renamed: renamed + "_v2"}), renamed),
         "wrong_type": (wrong_type, numeric),
         "no_rows": (no_rows, None),
         "all_null_column": (all_null, numeric),
-        "unseen_category": (unseen, category),
         "single_class_target": (one_class, target),
     }
+    if category is not None:  # data with categories: a value the contract has never seen
+        unseen = frame.copy()
+        unseen.loc[unseen.index[:7], category] = "never_seen_before"
+        variants["unseen_category"] = (unseen, category)
+    return variants
 
 
 def test_bad_data_stops_at_validation_and_keeps_the_last_good_model(project, settings, features):
-    frame = pd.read_csv(project / settings.data.path)
+    from german_credit_scoring.data import read_table
+
+    frame = read_table(project / settings.data.path)
     numeric = features.numeric[0].name
-    category = features.categorical[0].name
+    category = features.categorical[0].name if features.categorical else None
     params_path = project / "params.yaml"
     original_params = params_path.read_text()
     kept = {name: digest(project / name) for name in ("models/approved", "metrics/evaluate.json")}
@@ -118,6 +125,7 @@ def test_bad_data_stops_at_validation_and_keeps_the_last_good_model(project, set
             bad.to_csv(bad_path, index=False)
             params = yaml.safe_load(original_params)
             params["data"]["path"] = f"data/raw/{case}.csv"
+            params["data"]["format"] = "csv"  # the bad variants are written as CSV whatever the data's format
             params_path.write_text(yaml.safe_dump(params, sort_keys=False))
             result = dvc(project, "repro", "gate")
             output = result.stdout + result.stderr

@@ -53,6 +53,11 @@ def train_model(settings, features, out: Path) -> tuple[object, object]:
     return pipeline, split.test
 
 
+def observed_labels(frame, settings) -> list[str]:
+    """The target's values in the project's own data (the negative label is the one not scored)."""
+    return sorted({str(v) for v in frame[settings.data.target].dropna().unique()})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,11 +84,12 @@ def served(tmp_path_factory, settings):
         [
             str(VENV_BIN / "python"),
             "-c",
-            "import sys; from german_credit_scoring.packaging import import_model; "
-            "print(import_model(sys.argv[1], sys.argv[2], sys.argv[3], ['good', 'bad']).tag)",
+            "import json, sys; from german_credit_scoring.packaging import import_model; "
+            "print(import_model(sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])).tag)",
             str(work / "model"),
             settings.project.slug,
             str(ROOT / settings.features),
+            json.dumps(observed_labels(test, settings)),
         ],
         env=env,
         cwd=ROOT,
@@ -193,7 +199,9 @@ def test_single_prediction_answer(served, settings):
     assert body["request_id"] == "trace-42" == response.headers["x-request-id"]
     assert body["model_version"] == "e2e-1"
     assert 0 <= body["probability"] <= 1
-    expected = settings.data.positive_label if body["probability"] >= settings.decision_threshold else "good"
+    positive = str(settings.data.positive_label)
+    negative = next(label for label in observed_labels(served["test"], settings) if label != positive)
+    expected = positive if body["probability"] >= settings.decision_threshold else negative
     assert body["decision"] == expected
 
 
