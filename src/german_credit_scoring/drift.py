@@ -180,6 +180,14 @@ def _numeric(values: Any) -> np.ndarray:
     return np.asarray(values, dtype="float64")
 
 
+def _finite(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """The finite values and how many were missing (NaN, null or +-inf)."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return values, 0
+    return values[finite], int(len(values) - np.count_nonzero(finite))
+
+
 def _missing_rate(
     row: dict[str, Any], ref_missing: int, ref_total: int, cur_missing: int, cur_total: int
 ) -> None:
@@ -241,9 +249,8 @@ def compare_numeric(name: str, reference: Any, current: Any, bins: int, thr: Thr
     counted in the missing rate. The feature's p-value is the smaller of the KS and chi-square
     p-values, doubled (Bonferroni over the feature's two tests)."""
     ref_all, cur_all = _numeric(reference), _numeric(current)
-    ref_missing, cur_missing = ~np.isfinite(ref_all), ~np.isfinite(cur_all)
-    ref = ref_all[~ref_missing] if ref_missing.any() else ref_all
-    cur = cur_all[~cur_missing] if cur_missing.any() else cur_all
+    ref, ref_missing = _finite(ref_all)
+    cur, cur_missing = _finite(cur_all)
     cmp = compare_numeric_arrays(ref, cur, bins)
     value_psi = psi(cmp.reference_counts, cmp.current_counts)
     chi2_stat, chi2_p = chi_square(cmp.reference_counts, cmp.current_counts)
@@ -275,7 +282,7 @@ def compare_numeric(name: str, reference: Any, current: Any, bins: int, thr: Thr
             "current": (cmp.display_current / cur_total).tolist(),
         },
     }
-    _missing_rate(row, int(ref_missing.sum()), len(ref_all), int(cur_missing.sum()), len(cur_all))
+    _missing_rate(row, ref_missing, len(ref_all), cur_missing, len(cur_all))
     decide(row)
     return row
 
@@ -576,17 +583,26 @@ def check_schema(current: Columns, features: FeatureSet) -> tuple[list[str], lis
     shown = [c for c in current.names if not c.startswith("__")]
     if not current.names:
         return [], []
+    bad = current.bad_records
+    unreadable = (
+        f"; {bad.count} record(s) could not be read: "
+        + ", ".join(f"{Path(b['file']).name}:{b['line']} ({b['error']})" for b in bad.examples[:5])
+        if bad.count
+        else ""
+    )
     present = [name for name in features.names if name in current]
     if not present:
         raise DataError(
             f"the current data has none of the declared features {features.names} "
             f"(its columns: {shown[:20]}): it does not follow the contract in features/features.yaml"
+            f"{unreadable}"
         )
     inputs = [f.name for f in features.model_inputs() if f.name not in current]
     if inputs:
         raise DataError(
             f"the current data lacks the model input column(s) {inputs} declared in "
             f"features/features.yaml (its columns: {shown[:30]}); every model input must be logged"
+            f"{unreadable}"
         )
     absent = [name for name in features.names if name not in current]
     known = set(features.names)
@@ -697,6 +713,10 @@ def check_drift(
         )
         if volume["drifted"]:
             result["message"] = f"volume drifted: {volume['reasons'][0]}; " + result["message"]
+        if current.bad_records.count:
+            result["message"] += (
+                f" ({current.bad_records.count} unreadable log record(s) skipped, listed in the report)"
+            )
         return result
 
     rows, _ = compare_features(reference, current, features.features, drift, workers)

@@ -169,11 +169,13 @@ class _Part:
     def names(self) -> list[str]:
         return list(self.stored)
 
-    def column(self, name: str):  # -> pyarrow.ChunkedArray | None
+    def column(self, name: str, dictionary: bool = False):  # -> pyarrow.ChunkedArray | None
+        """The column, or None; ``dictionary`` asks for dictionary-encoded values where the format
+        stores them so (Parquet), which counting categories needs without materialising strings."""
         stored = self.stored.get(name)
-        return None if stored is None else self._read(stored)
+        return None if stored is None else self._read(stored, dictionary)
 
-    def _read(self, stored: str):
+    def _read(self, stored: str, dictionary: bool = False):
         raise NotImplementedError
 
 
@@ -190,9 +192,14 @@ class _ParquetPart(_Part):
             str(path), self.file.metadata.num_rows, [str(n) for n in self.file.schema_arrow.names]
         )
 
-    def _read(self, stored: str):
+    def _read(self, stored: str, dictionary: bool = False):
+        import pyarrow.parquet as pq
+
         try:
-            table = self.file.read(columns=[stored], use_threads=True)
+            file = self.file
+            if dictionary:
+                file = pq.ParquetFile(self.path, read_dictionary=[stored])
+            table = file.read(columns=[stored], use_threads=True)
         except Exception as error:
             raise DataError(f"{self.path}: cannot read column {stored!r}: {error}") from None
         return table.column(0)
@@ -203,7 +210,7 @@ class _TablePart(_Part):
         self.table = table
         super().__init__(label, table.num_rows, [str(n) for n in table.column_names])
 
-    def _read(self, stored: str):
+    def _read(self, stored: str, dictionary: bool = False):
         return self.table.column(stored)
 
 
@@ -278,9 +285,9 @@ class Columns:
     def from_frame(cls, frame, label: str = "data") -> Columns:
         return cls([_frame_part(label, frame)])
 
-    def _chunks(self, name: str) -> list[tuple[_Part, Any]]:
+    def _chunks(self, name: str, dictionary: bool = False) -> list[tuple[_Part, Any]]:
         """Each part's column (None where a file lacks it: its rows count as missing)."""
-        return [(part, part.column(name)) for part in self.parts if part.rows]
+        return [(part, part.column(name, dictionary)) for part in self.parts if part.rows]
 
     def numeric(self, name: str, expected: str = "a number") -> np.ndarray:
         """float64 values, NaN where missing; a value that is not a number is bad input."""
@@ -318,7 +325,7 @@ class Columns:
             label = MISSING if key is None or (isinstance(key, float) and math.isnan(key)) else _text(key)
             out[label] = out.get(label, 0) + int(count)
 
-        for part, column in self._chunks(name):
+        for part, column in self._chunks(name, dictionary=True):
             if column is None:
                 add(None, part.rows)
                 continue
