@@ -109,8 +109,8 @@ def summary(record: GateRecord, gate_file: Path, report: Path, approved_dir: Pat
     ]
     if "fairness" in kinds:
         lines.append(
-            "  - mitigate: set a fairness mitigation in params.yaml (fairness.mitigation), "
-            "or revisit features that stand in for a protected attribute; then run the pipeline again"
+            "  - mitigate: compare the options (uv run mlops compare), then set fairness.mitigation in "
+            "params.yaml (e.g. reweighing) or drop inputs that stand in for a protected attribute; rerun"
         )
     lines.append("  - improve the model or the data (model.type, hyper-parameters, features), then rerun")
     return "\n".join(lines)
