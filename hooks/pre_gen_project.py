@@ -67,5 +67,7 @@ with tempfile.TemporaryDirectory(prefix="scaffold-") as scratch:
         notes = scaffold.generate(Path.cwd(), ANSWERS)
     except scaffold.ScaffoldError as error:
         fail(str(error))
+    except Exception as error:  # e.g. the project's own contract inference refusing the data
+        fail(f"{type(error).__name__}: {error}")
 for note in notes:
     print(f"note: {note}")

@@ -920,7 +920,9 @@ def rewrite_readme(project: Path, data: DataAnswers, data_rel: str) -> bool:
 
 # README passages about the template, not the project: `<!-- template:KEY -->text<!-- /template -->`.
 # A generated project gets a passage about itself instead (or nothing), without the markers.
-TEMPLATE_BLOCK = re.compile(r"<!-- template:(?P<key>[\w-]+) -->(?P<body>.*?)<!-- /template -->(?P<nl>\n?)", re.S)
+TEMPLATE_BLOCK = re.compile(
+    r"<!-- template:(?P<key>[\w-]+) -->(?P<body>.*?)<!-- /template -->(?P<nl>\n?)", re.S
+)
 
 
 def count_tests(project: Path) -> int:
