@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +14,16 @@ import pytest
 
 from german_credit_scoring.errors import DataError
 from german_credit_scoring.ingest import ingest
-from german_credit_scoring.monitoring.dataset import append, dataset_cli, read_dataset
-from german_credit_scoring.settings import load_settings
+from german_credit_scoring.monitoring.dataset import (
+    append,
+    dataset_cli,
+    labelled_production_rows,
+    read_dataset,
+)
+from german_credit_scoring.monitoring.labels import ingest_labels
+from german_credit_scoring.monitoring.store import Store, ship
+from german_credit_scoring.prediction_log import PredictionLog, make_rows
+from german_credit_scoring.settings import load_settings, parse_settings
 
 DVC = str(Path(sys.executable).parent / "dvc")
 
@@ -105,3 +115,39 @@ def test_an_altered_part_is_refused(project, features):
     Path(result.part).write_bytes(Path(result.part).read_bytes() + b"x")
     with pytest.raises(DataError, match="does not match the hash"):
         read_dataset(load_settings("params.yaml"))
+
+
+def test_matured_production_rows_with_their_outcomes_become_training_rows(project, features):
+    settings = load_settings("params.yaml")
+    raw = settings.model_dump(mode="json")
+    raw["split"].update({"method": "time", "time_column": "applied_at"})
+    timed = parse_settings(raw)
+    base = read_dataset(settings)
+    inputs = [f.name for f in features.model_inputs(settings.data.use_protected_as_features)]
+    rows = base.iloc[300:310]
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    stamp = (now - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+    records = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in rows[inputs].to_dict("records")
+    ]
+    outputs = [{"probability": 0.5, "decision": "x"}] * len(records)
+    PredictionLog("log").append(make_rows("batch", "v1", records, outputs, stamp))
+    store = Store("store")
+    ship("log", store, now=now.date())
+    # the outcomes bring the protected attributes the service never saw
+    protected = [n for n in settings.data.protected_names if n not in inputs]
+    with open("outcomes.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["request_id", "record", settings.data.target, *protected])
+        for i, (_, row) in enumerate(rows.iterrows()):
+            writer.writerow(["batch", i, row[settings.data.target], *[row[n] for n in protected]])
+    classes = _classes(settings, base)
+    ingest_labels([Path("outcomes.csv")], timed, store, classes, features, now=now)
+    frame = labelled_production_rows(timed, store, now=now)
+    assert len(frame) == 10 and set(frame["applied_at"]) == {stamp}
+    assert list(frame[settings.data.target]) == list(rows[settings.data.target])
+    assert set(features.names) <= set(frame.columns)
+    result = append(frame, timed, features, classes, Path("params.yaml"), dvc=False)
+    # the same applicants as sample rows 300-309: already in the dataset, nothing new
+    assert result.duplicates_in_dataset == 10 and result.added == 0

@@ -201,10 +201,14 @@ def labelled_production_rows(settings: Settings, store, now: datetime | None = N
     since = now.date() - timedelta(days=settings.monitoring.store.retention_days)
     predictions = read_window(store, since, now.date()).rows
     joined = join(predictions, stored_outcomes(store), settings, now, Counter())
-    rows = [
-        {**{k: v for k, v in r.items() if not k.startswith("__")}, settings.data.target: r["__label__"]}
-        for r in joined
-    ]
+    time_column = settings.split.time_column
+    rows = []
+    for r in joined:
+        row = {k: v for k, v in r.items() if not k.startswith("__")}
+        row[settings.data.target] = r["__label__"]
+        if time_column and row.get(time_column) is None:  # out-of-time splits order rows by it
+            row[time_column] = r["__timestamp__"]
+        rows.append(row)
     frame = pd.DataFrame.from_records(rows)
     return frame.drop(columns=[c for c in ("probability", "decision") if c in frame.columns])
 
