@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "create or update this workflow's pull-request comment",
     ),
     "drift": ("german_credit_scoring.drift:drift_cli", "compare current data with the training reference"),
+    "score": (
+        "german_credit_scoring.explain.batch:score_cli",
+        "score a data file with the approved model, each record with its reasons",
+    ),
     "ship-logs": (
         "german_credit_scoring.monitoring.commands:ship_logs_cli",
         "move closed prediction-log partitions to the store and prune expired ones",

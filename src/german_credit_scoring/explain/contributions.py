@@ -166,12 +166,21 @@ class FastTransformer:
                 start += block.shape[1]
             else:
                 for name, lookup, width in zip(branch.columns, branch.lookups, branch.widths, strict=True):
-                    for row, value in enumerate(columns[name]):
-                        if value is None or value != value:  # None or NaN: the imputer's constant
-                            value = branch.fill
-                        position = lookup.get(value)
-                        if position is not None:  # unknown categories encode as all zeros (ignore)
-                            out[row, start + position] = 1.0
+                    values = columns[name]
+                    get = lookup.get
+                    codes = [get(value, -1) for value in values]
+                    if -1 in codes:  # missing (None/NaN: the imputer's constant) or unknown (all zeros)
+                        fill = get(branch.fill, -1)
+                        codes = [
+                            fill if code == -1 and (value is None or value != value) else code
+                            for code, value in zip(codes, values, strict=True)
+                        ]
+                    positions = np.asarray(codes, dtype=np.intp)
+                    known = positions >= 0
+                    if known.all():
+                        out[np.arange(size), start + positions] = 1.0
+                    else:
+                        out[np.nonzero(known)[0], start + positions[known]] = 1.0
                     start += width
         return out
 

@@ -55,9 +55,9 @@ class ReasonCodes:
         definitions = [features.get(name) for name in self.input_names]
         self.phrases = [phrase(f) for f in definitions]
         self.eligible = np.array([not f.sensitive for f in definitions], dtype=bool)
-        self._heads: list[bytes] | None = None
-        self._tails: list[bytes] | None = None
-        self._value_json: dict[str, bytes] = {}
+        self._heads: list[str] | None = None
+        self._tails: list[str] | None = None
+        self._value_json: dict[str, str] = {}
 
     def select(
         self, contributions: np.ndarray, towards_positive: np.ndarray
@@ -136,38 +136,36 @@ class ReasonCodes:
             return [b"[]"] * n
         heads, tails = self._fragments()
         columns = [values[name] for name in self.input_names]
-        chosen = np.take_along_axis(contributions, order, axis=1).tolist()
+        chosen = np.take_along_axis(contributions, order, axis=1).ravel().tolist()
+        numbers = json.dumps(chosen)[1:-1].split(", ")  # every float's JSON text in one C call
         cache = self._value_json
         out: list[bytes] = []
-        for row, (indexes, kept, numbers) in enumerate(
-            zip(order.tolist(), keep.tolist(), chosen, strict=True)
-        ):
+        at = 0
+        for row, (indexes, kept) in enumerate(zip(order.tolist(), keep.tolist(), strict=True)):
             parts = []
-            for i, ok, number in zip(indexes, kept, numbers, strict=True):
-                if not ok:
-                    continue
-                value = columns[i][row]
-                text = cache.get(value) if type(value) is str else None
-                if text is None:
-                    text = _json_value(value)
-                    if type(value) is str and len(cache) < 10_000:
-                        cache[value] = text
-                parts.append(heads[i] + text + b',"contribution":' + repr(number).encode() + tails[i])
-            out.append(b"[" + b",".join(parts) + b"]")
+            for i, ok in zip(indexes, kept, strict=True):
+                if ok:
+                    value = columns[i][row]
+                    text = cache.get(value) if type(value) is str else None
+                    if text is None:
+                        text = _json_value(value)
+                        if type(value) is str and len(cache) < 10_000:
+                            cache[value] = text
+                    parts.append(heads[i] + text + ',"contribution":' + numbers[at] + tails[i])
+                at += 1
+            out.append(("[" + ",".join(parts) + "]").encode())
         return out
 
-    def _fragments(self) -> tuple[list[bytes], list[bytes]]:
+    def _fragments(self) -> tuple[list[str], list[str]]:
         if self._heads is None:
-            self._heads = [
-                b'{"feature":' + json.dumps(name).encode() + b',"value":' for name in self.input_names
-            ]
-            self._tails = [b',"phrase":' + json.dumps(text).encode() + b"}" for text in self.phrases]
+            self._heads = ['{"feature":' + json.dumps(name) + ',"value":' for name in self.input_names]
+            self._tails = [',"phrase":' + json.dumps(text) + "}" for text in self.phrases]
         return self._heads, self._tails  # type: ignore[return-value]
 
 
-def _json_value(value: Any) -> bytes:
+def _json_value(value: Any) -> str:
     """A value's JSON text; a non-finite number becomes ``null`` (JSON has no NaN)."""
     value = _plain(value)
     if isinstance(value, float) and not math.isfinite(value):
         value = None
-    return json.dumps(value).encode()
+    return json.dumps(value)

@@ -1,0 +1,100 @@
+"""`mlops score`: a data file scored with a model directory, each record with its reasons; bad rows named."""
+
+from __future__ import annotations
+
+import json
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from german_credit_scoring import data, transform
+from german_credit_scoring.cli import COMMANDS
+from german_credit_scoring.explain.batch import score_cli
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, settings, features, sample_frame):
+    out = tmp_path_factory.mktemp("model")
+    frame = data.model_frame(sample_frame, features)
+    labels = data.positive_indicator(sample_frame[settings.data.target], settings.data.positive_label)
+    pipeline = transform.build_pipeline(
+        features, settings.model.type, settings.model.hyperparameters, settings.model.seed
+    ).fit(frame, labels)
+    joblib.dump(pipeline, out / "model.joblib")
+    meta = {
+        "version": "unit-1",
+        "threshold": settings.decision_threshold,
+        "positive_label": settings.data.positive_label,
+        "target": settings.data.target,
+        "features": list(frame.columns),
+        "classes": sorted({str(v) for v in sample_frame[settings.data.target]}),
+    }
+    (out / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    return out, pipeline
+
+
+def _run(root, monkeypatch, *args) -> int:
+    monkeypatch.chdir(root)
+    return score_cli(["--params", str(root / "params.yaml"), *args])
+
+
+def test_scored_file_has_every_row_with_reasons(
+    root, settings, features, sample_frame, model_dir, tmp_path, monkeypatch
+):
+    directory, pipeline = model_dir
+    rows = sample_frame.head(30)
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False)
+    out = tmp_path / "out.jsonl"
+    assert (
+        _run(root, monkeypatch, "--input", str(source), "--output", str(out), "--model", str(directory)) == 0
+    )
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(scored) == len(rows)
+    expected = pipeline.predict_proba(data.model_frame(rows, features))[:, 1]
+    assert np.array_equal([r["probability"] for r in scored], expected)
+    # columns that are not features (the target here) pass through, in order
+    assert [r[settings.data.target] for r in scored] == rows[settings.data.target].astype(str).tolist()
+    top_k = settings.serving.reasons_top_k
+    sensitive = {f.name for f in features.features if f.sensitive}
+    for record in scored:
+        assert record["reasons_unavailable"] is None
+        assert 0 < len(record["reasons"]) <= top_k
+        assert not {r["feature"] for r in record["reasons"]} & sensitive
+
+
+def test_csv_output_and_reasons_off(root, settings, sample_frame, model_dir, tmp_path, monkeypatch):
+    directory, _ = model_dir
+    source = tmp_path / "in.parquet"
+    sample_frame.head(5).to_parquet(source)
+    out = tmp_path / "out.csv"
+    args = ["--input", str(source), "--output", str(out), "--model", str(directory), "--top-k", "0"]
+    assert _run(root, monkeypatch, *args) == 0
+    scored = pd.read_csv(out)
+    assert len(scored) == 5 and "reasons" not in scored.columns
+    assert set(scored["decision"]) <= set(sample_frame[settings.data.target].astype(str))
+
+
+def test_a_bad_row_is_named_and_nothing_is_written(
+    root, features, sample_frame, model_dir, tmp_path, monkeypatch, capsys
+):
+    directory, _ = model_dir
+    category = next(f for f in features.model_inputs() if f.allowed_values)
+    rows = sample_frame.head(6).copy()
+    rows[category.name] = rows[category.name].astype(object)
+    rows.loc[rows.index[3], category.name] = "no-such-value"
+    source = tmp_path / "bad.csv"
+    rows.to_csv(source, index=False)
+    out = tmp_path / "out.jsonl"
+    assert (
+        _run(root, monkeypatch, "--input", str(source), "--output", str(out), "--model", str(directory)) == 2
+    )
+    message = capsys.readouterr().err
+    assert f"row 4: column {category.name!r}" in message and str(source) in message
+    assert not out.exists()
+
+
+def test_score_is_an_mlops_command():
+    assert COMMANDS["score"][0] == "german_credit_scoring.explain.batch:score_cli"
