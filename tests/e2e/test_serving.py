@@ -205,6 +205,41 @@ def test_single_prediction_answer(served, settings):
     assert body["decision"] == expected
 
 
+def test_answers_carry_reasons_towards_the_decision(served, settings):
+    from german_credit_scoring.explain.contributions import contributions
+    from german_credit_scoring.explain.reasons import phrase
+
+    # given test rows and their exact contributions computed in-process from the same pipeline
+    features, rows = served["features"], served["test"].head(8)
+    frame = data.model_frame(rows, features, settings.data.use_protected_as_features)
+    _, expected = contributions(served["pipeline"], frame)
+    names = list(frame.columns)
+    records = json_records(rows, served["columns"])
+    # when they are scored as a batch and one by one
+    batch = served["client"].post("/predict_batch", json={"records": records}).json()["predictions"]
+    singles = [served["client"].post("/predict", json={"record": r}).json() for r in records[:3]]
+    # then every answer names its top reasons: towards its decision, never a sensitive feature
+    sensitive = {f.name for f in features.features if f.sensitive}
+    positive = str(settings.data.positive_label)
+    for row, answer in enumerate(batch):
+        assert answer["reasons_unavailable"] is None
+        assert 0 < len(answer["reasons"]) <= settings.serving.reasons_top_k
+        sign = 1 if answer["decision"] == positive else -1
+        for reason in answer["reasons"]:
+            assert reason["feature"] not in sensitive
+            assert sign * reason["contribution"] > 0
+            assert reason["contribution"] == pytest.approx(
+                expected[row, names.index(reason["feature"])], abs=1e-9
+            )
+            assert reason["value"] == records[row][reason["feature"]]
+            assert reason["phrase"] == phrase(features.get(reason["feature"]))
+    for single, answer in zip(singles, batch, strict=False):
+        assert [r["feature"] for r in single["reasons"]] == [r["feature"] for r in answer["reasons"]]
+        assert [r["contribution"] for r in single["reasons"]] == pytest.approx(
+            [r["contribution"] for r in answer["reasons"]], abs=1e-12
+        )
+
+
 def test_bad_single_record_names_every_field(served, settings):
     features = served["features"]
     record = json_records(served["test"].head(1), served["columns"])[0]
@@ -268,6 +303,14 @@ def test_every_answer_is_in_the_prediction_log(served):
     assert set(mine["model_version"]) == {"e2e-1"}
     first_line = json.loads(next(served["log_dir"].rglob("*.jsonl")).read_text().splitlines()[0])
     assert set(first_line) == {"request_id", "timestamp", "model_version", "inputs", "outputs"}
+    # each logged record carries the reasons it was answered with
+    lines = [
+        json.loads(line)
+        for path in served["log_dir"].rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    logged_reasons = [line["outputs"]["reasons"] for line in lines if line["request_id"] == "log-check"]
+    assert logged_reasons == [p["reasons"] for p in answer["predictions"]]
 
 
 def test_drift_check_reads_the_service_log_as_current_data(served, settings, features):
