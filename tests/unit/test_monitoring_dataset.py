@@ -73,15 +73,24 @@ def test_append_adds_a_tracked_part_and_moves_the_pointer(project, features):
     # appending the same rows again adds nothing and keeps the version
     again = append(offered, moved, features, classes, Path("params.yaml"))
     assert again.added == 0 and again.part is None and again.version == [result.part]
-    # the command: a second version pushed to the DVC remote, the files a pull request commits listed
-    subprocess.run([DVC, "remote", "add", "-q", "-d", "local", str(project / "remote")], check=True)
+    # the command without a DVC remote: the new part stays local and nothing is handed on
     newer = base.iloc[200:205].assign(**{numeric.name: low}).drop_duplicates()
     newer.to_csv("newer.csv", index=False)
-    code = dataset_cli(["append", "--from", "newer.csv", "--push", "--pointers-out", "pointers.txt"])
-    assert code == 0
+    assert dataset_cli(["append", "--from", "newer.csv", "--push", "--pointers-out", "pointers.txt"]) == 0
+    assert Path("pointers.txt").read_text() == ""
+    local = load_settings("params.yaml").data.appended[-1]
+    # with a remote: pushed, and the files a pull request commits are listed
+    subprocess.run([DVC, "remote", "add", "-q", "-d", "local", str(project / "remote")], check=True)
+    newest = base.iloc[210:215].assign(**{numeric.name: low}).drop_duplicates()
+    newest.to_csv("newest.csv", index=False)
+    assert dataset_cli(["append", "--from", "newest.csv", "--push", "--pointers-out", "pointers.txt"]) == 0
     second = load_settings("params.yaml").data.appended[-1]
     assert Path("pointers.txt").read_text().split() == ["params.yaml", f"{second}.dvc"]
-    assert [str(p) for p in load_settings("params.yaml").data.appended] == [result.part, str(second)]
+    assert [str(p) for p in load_settings("params.yaml").data.appended] == [
+        result.part,
+        str(local),
+        str(second),
+    ]
     assert any(p.is_file() for p in (project / "remote").rglob("*"))  # the content reached the remote
 
 

@@ -213,6 +213,11 @@ def labelled_production_rows(settings: Settings, store, now: datetime | None = N
     return frame.drop(columns=[c for c in ("probability", "decision") if c in frame.columns])
 
 
+def _has_remote() -> bool:
+    done = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True, check=False)
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
 def dataset_cli(argv: list[str]) -> int:
     from german_credit_scoring.contract import load_features
     from german_credit_scoring.monitoring.commands import EXIT_OK, guarded
@@ -250,7 +255,11 @@ def dataset_cli(argv: list[str]) -> int:
             rows, settings, features, declared_classes(settings), args.params, dvc=not args.no_dvc
         )
         pointers = [str(args.params), f"{result.part}.dvc"] if result.part and not args.no_dvc else []
-        if result.part and args.push:
+        if result.part and args.push and not _has_remote():
+            # nobody else could fetch the part: the new version stays local, no pointer is handed on
+            print(f"dataset append: no DVC remote configured; {result.part} was not pushed or handed on")
+            pointers = []
+        elif result.part and args.push:
             done = subprocess.run(
                 ["dvc", "push", "-q", result.part], capture_output=True, text=True, check=False
             )
