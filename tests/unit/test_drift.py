@@ -553,7 +553,10 @@ def test_parquet_columns_give_the_same_result_as_frames(tmp_path, split, feature
     current.iloc[1000:].to_parquet(tmp_path / "window/b.parquet", index=False)
     from_frames = check_drift(split.train, current, features, settings)
     from_files = check_drift(
-        read_file_columns(tmp_path / "reference.parquet"), read_columns(tmp_path / "window", "x"), features, settings
+        read_file_columns(tmp_path / "reference.parquet"),
+        read_columns(tmp_path / "window", "x"),
+        features,
+        settings,
     )
     for a, b in zip(from_frames["features"], from_files["features"], strict=True):
         assert (a["name"], a["drifted"]) == (b["name"], b["drifted"])
