@@ -163,13 +163,12 @@ def explain_model(
     reasons: int = 3,
 ) -> ExplainReport:
     """The whole record for one model on the test rows; an unexplainable model says why, never raises."""
-    from german_credit_scoring.explain.contributions import ExplanationUnavailable
-
     frame = model_frame(test, features, include_sensitive)
     try:
         base, values, names = contribution_matrix(pipeline, frame)
-    except (ExplanationUnavailable, AttributeError, ValueError) as error:
-        return ExplainReport(model_version=model_version, rows=len(frame), unavailable=str(error))
+    except Exception as error:  # ExplanationUnavailable or an estimator it does not know: said, not fatal
+        reason = str(error) or type(error).__name__
+        return ExplainReport(model_version=model_version, rows=len(frame), unavailable=reason)
     return ExplainReport(
         model_version=model_version,
         rows=len(frame),

@@ -113,12 +113,16 @@ def proxy_analysis(
     auc = _auc(y, proba, classes)
     rng = np.random.default_rng(seed)
     replicates = []
-    for _ in range(BOOTSTRAP):
+    draws = BOOTSTRAP if len(classes) == 2 else BOOTSTRAP // 4  # a multi-class AUC costs one per class
+    for _ in range(draws):
         idx = rng.integers(0, len(y), len(y))
         if len(np.unique(y[idx])) == len(classes):
             replicates.append(_auc(y[idx], proba[idx], classes))
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(replicates, [tail, 100 - tail]) if replicates else (np.nan, np.nan)
+    interval: dict[str, float | None] = {"low": None, "high": None}
+    if len(replicates) >= draws // 4:  # rare groups missing from most resamples: no honest interval
+        low, high = np.percentile(replicates, [tail, 100 - tail])
+        interval = {"low": float(low), "high": float(high)}
     carriers = [
         {
             "feature": f.name,
@@ -130,6 +134,6 @@ def proxy_analysis(
     return {
         **result,
         "proxy_auc": auc,
-        "interval": {"low": float(low), "high": float(high)},
+        "interval": interval,
         "top_features": carriers[: settings.top_features],
     }
