@@ -194,6 +194,38 @@ def test_fast_request_log_writes_the_rows_make_rows_describes(tmp_path, record_m
     assert list(frame["tenure-years"]) == [3.5, 3.5]
 
 
+def test_fast_request_log_keeps_each_records_reasons(tmp_path, record_model):
+    # given two records' further outputs as JSON objects: reasons, and none with the reason why
+    records = [record_model.model_validate(GOOD), record_model.model_validate({**GOOD, "visits": 2})]
+    reasons = [{"feature": "class", "value": "b", "contribution": 0.25, "phrase": "Class"}]
+    extras = [
+        {"reasons": reasons, "reasons_unavailable": None},
+        {"reasons": [], "reasons_unavailable": "no explanation: because"},
+    ]
+    # when the service's fast path writes them, as JSON Lines and as Parquet
+    for fmt in ("jsonl", "parquet"):
+        sink = PredictionLog(tmp_path / fmt, fmt)
+        outputs_json = [json.dumps(extra).encode() for extra in extras]
+        assert sink.append_request("r", "v", "t", as_json(records), [0.2, 0.9], ["no", "yes"], outputs_json)
+        # then each row's outputs are its probability, decision and its own further outputs
+        expected = make_rows(
+            "r",
+            "v",
+            [as_feature_dict(r) for r in records],
+            [
+                {"probability": 0.2, "decision": "no", **extras[0]},
+                {"probability": 0.9, "decision": "yes", **extras[1]},
+            ],
+            "t",
+        )
+        if fmt == "jsonl":
+            lines = next((tmp_path / fmt).rglob("*.jsonl")).read_text().splitlines()
+            assert [json.loads(line) for line in lines] == expected
+        else:
+            frame = read_prediction_log(tmp_path / fmt)
+            assert list(frame["decision"]) == ["no", "yes"] and len(frame) == 2
+
+
 def test_fast_request_log_refuses_a_non_finite_probability_without_raising(tmp_path, record_model):
     errors = []
     sink = PredictionLog(tmp_path / "log", "jsonl", on_error=errors.append)
