@@ -773,13 +773,18 @@ def check_drift(
             f"{labelled} labelled current rows (fewer than {drift.min_rows}): performance was not compared"
         )
 
-    # One family: every p-value of this check, corrected together, then every verdict decided.
+    # One family: every p-value of this check, corrected together, then every verdict decided. A
+    # missing-rate test joins only where either side has missing values (else p = 1 by construction
+    # and it would only dilute the others).
     tested = [*rows, *(r for r in (result["prediction"], result["target"]) if r is not None)]
-    family = [row["p_value"] for row in tested] + [row["missing_p_value"] for row in rows]
+    with_missing = [
+        i for i, row in enumerate(rows) if row["missing_rate_reference"] or row["missing_rate_current"]
+    ]
+    family = [row["p_value"] for row in tested] + [rows[i]["missing_p_value"] for i in with_missing]
     adjusted = adjust_p_values(family, drift.correction)
+    missing_adjusted = dict(zip(with_missing, adjusted[len(tested) :], strict=True))
     for i, row in enumerate(tested):
-        missing_p = adjusted[len(tested) + i] if i < len(rows) else None
-        decide(row, adjusted[i], missing_p)
+        decide(row, adjusted[i], missing_adjusted.get(i, 1.0) if i < len(rows) else None)
         if row["kind"] == "prediction" or row["kind"] == "target":
             row["missing_drifted"], row["drifted"] = False, row["distribution_drifted"]
             row["verdict"] = "drift" if row["drifted"] else "no_drift"
