@@ -217,7 +217,11 @@ class Act:
             command += ["-W", f".github/workflows/{workflow}"]
         if job:
             command += ["-j", job]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "MLFLOW_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GITHUB_", "MLFLOW_")) and k not in ("VIRTUAL_ENV", "PYTEST_ADDOPTS")
+        }
         env.update({k: v for k, v in env_values.items() if k in ("PATH", "HOME")})
         log_path = self.work / f"act-{event}-{run_id}-{job or 'all'}.log"  # streamed: follow it with tail -f
         with open(log_path, "w", encoding="utf-8") as log:
