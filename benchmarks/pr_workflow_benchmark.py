@@ -30,8 +30,6 @@ from tests.act.harness import Act  # noqa: E402
 from tests.act.test_workflows_act import pull_request_event  # noqa: E402
 from tests.e2e.helpers import git  # noqa: E402
 
-    r"^\[(?P<job>[^\]]+)\]\s+✅\s+Success - (?P<phase>Pre|Main|Post) (?P<name>.*?) \[(?P<t>[0-9.]+)(?P<unit>ms|µs|s|m[0-9.]*s)?\]"
-)
 STAGE_WORK = (
     "dvc repro",
     "mlops report",
