@@ -158,6 +158,12 @@ def test_merge_to_main_ships_the_reviewed_model_byte_for_byte(act):
     assert any(t.endswith(f":sha-{merge}") for t in build["tags"])
     assert not any(t.endswith(":latest") for t in build["tags"])
     assert act.calls("docker-push")
+    # provenance and SBOM attestations name the pushed image by its digest
+    attested = [c for c in act.calls("action") if c["run"] == "202" and c["args"][3]]
+    assert len(attested) == 2 and {c["args"][3] for c in attested} == {build["digest"]}
+    image_record = json.loads((act.store / "runs" / "202" / "image" / "image.json").read_text())
+    assert image_record["digest"] == build["digest"]
+    assert (act.store / "runs" / "202" / "image" / "sbom.cdx.json").is_file()
     # main never retrained: no stage ran in the push run
     assert "dvc repro" not in log
     committed = lock.load((project / "dvc.lock").read_text())
