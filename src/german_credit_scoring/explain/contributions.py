@@ -107,9 +107,12 @@ class FastTransformer:
                 owner += [index[c] for c in columns]
         self.owner = np.asarray(owner, dtype=np.intp)
         self.width = len(owner)
-        # (model column x input) ones: per-input sums are one matrix product
-        self.grouping = np.zeros((self.width, len(self.input_names)))
-        self.grouping[np.arange(self.width), self.owner] = 1.0
+        # each input's model columns are contiguous: blocks of (start, owner)
+        starts = [c for c in range(self.width) if c == 0 or owner[c] != owner[c - 1]]
+        self.block_start = np.asarray(starts, dtype=np.intp)
+        self.block_owner = self.owner[self.block_start] if starts else np.zeros(0, dtype=np.intp)
+        if len(set(self.block_owner.tolist())) != len(starts):
+            raise ExplanationUnavailable("an input's model columns are not contiguous")
 
     @staticmethod
     def _one_hot(columns: list[str], steps: dict[str, Any]) -> _OneHotBranch:
@@ -200,7 +203,11 @@ class FastTransformer:
 
     def group(self, column_values: np.ndarray) -> np.ndarray:
         """Sum model-column values ``(n, width)`` per input feature ``(n, len(input_names))``."""
-        return np.asarray(column_values, dtype=np.float64) @ self.grouping
+        values = np.asarray(column_values, dtype=np.float64)
+        out = np.zeros((values.shape[0], len(self.input_names)), dtype=np.float64)
+        if values.shape[0] and self.width:  # one reduceat over each input's contiguous columns (no BLAS)
+            out[:, self.block_owner] = np.add.reduceat(values, self.block_start, axis=1)
+        return out
 
 
 # --------------------------------------------------------------------------------------------

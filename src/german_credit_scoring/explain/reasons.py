@@ -33,6 +33,7 @@ def phrase(feature: FeatureDefinition) -> str:
 
 
 _PLAIN = frozenset({str, int, NoneType})
+_CACHED = frozenset({str, int})  # values whose JSON fragment is cached per feature (categories, counts)
 
 
 def _plain(value: Any) -> Any:
@@ -57,7 +58,7 @@ class ReasonCodes:
         self.eligible = np.array([not f.sensitive for f in definitions], dtype=bool)
         self._heads: list[str] | None = None
         self._tails: list[str] | None = None
-        self._value_json: dict[str, str] = {}
+        self._value_json: list[dict[Any, str]] = [{} for _ in self.input_names]
 
     def select(
         self, contributions: np.ndarray, towards_positive: np.ndarray
@@ -138,7 +139,7 @@ class ReasonCodes:
         columns = [values[name] for name in self.input_names]
         chosen = np.take_along_axis(contributions, order, axis=1).ravel().tolist()
         numbers = json.dumps(chosen)[1:-1].split(", ")  # every float's JSON text in one C call
-        cache = self._value_json
+        caches = self._value_json  # per input: value -> '{"feature":..,"value":..,"contribution":'
         out: list[bytes] = []
         at = 0
         for row, (indexes, kept) in enumerate(zip(order.tolist(), keep.tolist(), strict=True)):
@@ -146,12 +147,13 @@ class ReasonCodes:
             for i, ok in zip(indexes, kept, strict=True):
                 if ok:
                     value = columns[i][row]
-                    text = cache.get(value) if type(value) is str else None
-                    if text is None:
-                        text = _json_value(value)
-                        if type(value) is str and len(cache) < 10_000:
-                            cache[value] = text
-                    parts.append(heads[i] + text + ',"contribution":' + numbers[at] + tails[i])
+                    cache = caches[i]
+                    head = cache.get(value) if type(value) in _CACHED else None
+                    if head is None:
+                        head = heads[i] + _json_value(value) + ',"contribution":'
+                        if type(value) in _CACHED and len(cache) < 1_000:
+                            cache[value] = head
+                    parts.append(head + numbers[at] + tails[i])
                 at += 1
             out.append(("[" + ",".join(parts) + "]").encode())
         return out
