@@ -263,3 +263,14 @@ def test_the_last_checked_window_of_the_same_length_sets_the_expected_volume(
         settings, store, lineage, now=TODAY + timedelta(days=1), out_dir=out, current_reference=reference
     )
     assert later.previous_rows == first.rows == 30
+
+
+def test_an_object_store_without_its_extra_is_a_settings_error_naming_the_extra():
+    import importlib.util
+
+    from german_credit_scoring.errors import SettingsError
+
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("the s3 extra is installed here")
+    with pytest.raises(SettingsError, match=r"s3://bucket/prefix.*\[s3\]"):
+        Store("s3://bucket/prefix")
