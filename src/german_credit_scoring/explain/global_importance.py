@@ -138,7 +138,7 @@ def worst_cases(
                 reasons=[
                     Reason(
                         feature=names[j],
-                        value=str(frame.iloc[row, j]),
+                        value=_shown(frame.iloc[row, j]),
                         contribution=float(contributions[row, j]),
                         description=described.get(names[j], ""),
                     )
@@ -147,6 +147,16 @@ def worst_cases(
             )
         )
     return out
+
+
+def _shown(value) -> str:
+    """A value as a reviewer reads it: 4 rather than 4.0 for whole numbers, "missing" for NaN."""
+    if isinstance(value, float | np.floating):
+        if value != value:
+            return "missing"
+        if float(value).is_integer():
+            return str(int(value))
+    return str(value)
 
 
 def explain_model(
