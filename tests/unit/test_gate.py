@@ -10,6 +10,7 @@ from pathlib import Path
 
 import joblib
 import pytest
+import yaml
 
 from german_credit_scoring import gate
 from german_credit_scoring.gate import GateError
@@ -422,3 +423,41 @@ def test_missing_inputs_are_named(project):
 
     with pytest.raises(DataError, match="metrics/fairness.json"):
         load_stage().main()
+
+
+def _set_tier(project: Path, tier: str) -> None:
+    params = project / "params.yaml"
+    text = params.read_text()
+    params.write_text(
+        text.replace(f"risk_tier: {yaml.safe_load(text)['project']['risk_tier']}", f"risk_tier: {tier}")
+    )
+
+
+def _production_without_baseline(project: Path) -> None:
+    """main runs a model (production.yaml names one) but its metrics cannot be found on any ref."""
+    git(project, "rm", "-q", "--cached", "metrics/evaluate.json")
+    entry = {
+        "model_version": "prod-1",
+        "model_digest": "sha256:" + "0" * 64,
+        "risk_tier": "high",
+        "gate_passed": True,
+    }
+    (project / "governance/production.yaml").write_text(yaml.safe_dump({"current": entry, "history": []}))
+    git(project, "add", "governance/production.yaml")
+    git(project, "commit", "-q", "-m", "production runs prod-1; its metrics are gone")
+
+
+def test_the_tier_in_params_decides_whether_a_missing_baseline_fails_the_stage(project):
+    _production_without_baseline(project)
+    _set_tier(project, "low")
+    load_stage().main()  # passes, and says what it did not check
+    result = json.loads((project / "metrics/gate.json").read_text())
+    assert result["passed"] and result["risk_tier"] == "low" and result["mandatory"] == ["metric"]
+    assert "Not checked" in (project / "reports/gate.md").read_text()
+
+    _set_tier(project, "high")
+    with pytest.raises(CheckFailed, match="regression"):
+        load_stage().main()
+    result = json.loads((project / "metrics/gate.json").read_text())
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert failed and all(c["kind"] == "regression" and "high risk tier" in c["detail"] for c in failed)
