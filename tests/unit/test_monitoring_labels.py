@@ -81,7 +81,8 @@ def test_every_outcome_row_is_counted_and_bad_ones_are_named_by_line(tmp_path, s
     assert (c.duplicates, c.conflicts, c.conflicts_dropped, c.unmatched) == (1, 1, 1, 1)
     assert c.used == 3  # req-0, req-1, batch/1
     lines = sorted((p.file.endswith("outcomes.csv"), p.line) for p in report.problems)
-    assert lines == [(True, 8), (True, 9), (True, 10)]
+    assert lines == [(True, 7), (True, 8), (True, 9), (True, 10)]  # 7: the unknown request id
+    assert any("'nobody'" in p.problem for p in report.problems)
     # ingesting the same file again changes nothing: it is stored once
     again = ingest_labels([path], settings, store, classes, now=NOW)
     assert again.counts.used == 3 and again.counts.duplicates == 1

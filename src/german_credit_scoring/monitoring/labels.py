@@ -351,8 +351,10 @@ def join(
     settings: Settings,
     now: datetime,
     counts: Counter,
+    problems: list[LineProblem] | None = None,
 ) -> list[dict[str, Any]]:
-    """One resolved outcome per prediction (duplicates, conflicts, late and immature counted)."""
+    """One resolved outcome per prediction (duplicates, conflicts, late and immature counted; an
+    outcome without a logged prediction is listed in ``problems`` by its file and line)."""
     labels = settings.monitoring.labels
     by_request = {(p["__request_id__"], int(p["__record__"])): p for p in predictions}
     by_entity: dict[str, dict[str, Any]] = {}
@@ -371,6 +373,16 @@ def join(
             prediction = by_entity.get(outcome.get("entity", ""))
         if prediction is None:
             counts["unmatched"] += 1
+            if problems is not None:
+                file, _, line = str(outcome.get("source", "?:0")).rpartition(":")
+                key = outcome.get("request_id") or outcome.get("entity")
+                problems.append(
+                    LineProblem(
+                        file=file,
+                        line=int(line) if line.isdigit() else 0,
+                        problem=f"no logged prediction for {key!r} (kept, joined again on later runs)",
+                    )
+                )
             continue
         key = (prediction["__request_id__"], int(prediction["__record__"]))
         grouped.setdefault(key, []).append(outcome)
@@ -523,7 +535,7 @@ def ingest_labels(
     predictions = read_window(store, now.date() - timedelta(days=retention), now.date())
     problems.extend(predictions.problems)
     outcomes = stored_outcomes(store)
-    joined = join(predictions.rows, outcomes, settings, now, counts)
+    joined = join(predictions.rows, outcomes, settings, now, counts, problems)
     windows = performance(joined, predictions.rows, settings, now)
     known = set(OutcomeCounts.model_fields)
     return PerformanceReport(
