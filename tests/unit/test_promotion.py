@@ -476,3 +476,12 @@ def test_check_verifies_the_signed_release_when_given(project, github, capsys):
     (project / "models/approved/model.json").write_text(json.dumps({"version": "v1", "note": "edited"}))
     assert promotion.check_cli(args) == 1
     assert "models/approved/model.json: bytes changed" in capsys.readouterr().err
+
+
+def test_the_tiers_review_interval_makes_production_overdue(project, github, capsys):
+    promote_and_merge(github, project, "v1", "1" * 40)  # merged 2026-12-01, high tier: every 90 days
+    assert promotion.audit_record_cli(["--sha", "1" * 40]) == 0
+    (project / "governance/audit.jsonl").write_text(github.branches["audit"]["governance/audit.jsonl"])
+    assert audit.audit_cli(["--overdue", "--today", "2027-02-28"]) == 0
+    assert audit.audit_cli(["--overdue", "--today", "2027-03-02"]) == 1
+    assert "every 90 days: overdue by 1 days" in capsys.readouterr().err

@@ -144,6 +144,29 @@ def trail_file(path: Path, ref: str | None = "origin/audit") -> Path:
     return copy
 
 
+def review_overdue(
+    entries: list[dict[str, Any]], model_version: str, every_days: int, today: str | None = None
+) -> str | None:
+    """Why the production model's periodic review is overdue (None: it is not).
+
+    The clock starts at the latest promotion or rollback that put ``model_version`` in production.
+    """
+    from datetime import UTC, date, datetime
+
+    started = [e for e in entries if e.get("model_version") == model_version and e.get("merged_at")]
+    if not started:
+        return f"model {model_version} is in production but the audit trail has no entry for it"
+    since = datetime.fromisoformat(str(started[-1]["merged_at"]).replace("Z", "+00:00")).date()
+    now = date.fromisoformat(today) if today else datetime.now(UTC).date()
+    age = (now - since).days
+    if age > every_days:
+        return (
+            f"model {model_version} has run since {since} ({age} days); its risk tier requires a review "
+            f"every {every_days} days: overdue by {age - every_days} days (promote it again, or a successor)"
+        )
+    return None
+
+
 def _git_show(ref: str, path: Path) -> str | None:
     shown = subprocess.run(
         ["git", "show", f"{ref}:{path.as_posix()}"], capture_output=True, text=True, check=False
@@ -160,7 +183,11 @@ def audit_cli(argv: list[str]) -> int:
     parser.add_argument("--file", type=Path, default=AUDIT_FILE)
     parser.add_argument("--json", action="store_true", help="print entries as JSON lines")
     parser.add_argument("--ref", default="origin/audit", help="where the trail is when --file is not here")
+    parser.add_argument("--overdue", action="store_true", help="exit 1 when production's review is overdue")
+    parser.add_argument("--today", help="YYYY-MM-DD (default: today, UTC)")
     args = parser.parse_args(argv)
+    if args.overdue:
+        return _overdue(args)
     if not args.check:
         args.file = trail_file(args.file, args.ref)
     try:
@@ -179,4 +206,27 @@ def audit_cli(argv: list[str]) -> int:
         return 0
     for entry in shown:
         print(json.dumps(entry, sort_keys=True) if args.json else format_entry(entry))
+    return 0
+
+
+def _overdue(args: argparse.Namespace) -> int:
+    from german_credit_scoring.governance.policy import load_tiers
+    from german_credit_scoring.governance.production import load_production
+
+    current = load_production().current
+    if current is None:
+        print("no model in production: no review due")
+        return 0
+    try:
+        entries = read_entries(trail_file(args.file, args.ref))
+        verify_chain(entries, str(args.file))
+    except AuditError as error:
+        print(f"mlops audit: {error}", file=sys.stderr)
+        return 1
+    every = load_tiers().policy(current.risk_tier).review_every_days
+    reason = review_overdue(entries, current.model_version, every, args.today)
+    if reason:
+        print(f"mlops audit: {reason}", file=sys.stderr)
+        return 1
+    print(f"model {current.model_version}: review not due (every {every} days, {current.risk_tier} tier)")
     return 0
