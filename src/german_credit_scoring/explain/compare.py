@@ -171,24 +171,19 @@ def column_of(
 
     cost = settings.evaluation.cost
     overall = binary_metrics(labels, scores, threshold, cost)
-    if not np.array_equal(
-        decisions, (scores >= threshold).astype(int)
-    ):  # decided otherwise (post-processing)
-        from german_credit_scoring.evaluation import confusion
+    if not np.array_equal(decisions, (scores >= threshold).astype(int)):  # post-processing decided
+        from german_credit_scoring.evaluation import _ratio, confusion
 
         counts = confusion(labels, decisions)
+        tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
         n = len(labels)
         overall.update(counts)
-        overall["predicted_positive_rate"] = float(decisions.mean()) if n else None
-        overall["expected_cost"] = (
-            cost.false_negative * counts["fn"] + cost.false_positive * counts["fp"]
-        ) / n
-        overall["recall"] = counts["tp"] / max(counts["tp"] + counts["fn"], 1)
-        overall["precision"] = (
-            counts["tp"] / (counts["tp"] + counts["fp"]) if counts["tp"] + counts["fp"] else None
-        )
-        overall["accuracy"] = (counts["tp"] + counts["tn"]) / n
-        overall["f1"] = 2 * counts["tp"] / max(2 * counts["tp"] + counts["fp"] + counts["fn"], 1)
+        overall["predicted_positive_rate"] = _ratio(tp + fp, n)
+        overall["expected_cost"] = _ratio(cost.false_negative * fn + cost.false_positive * fp, n)
+        overall["recall"] = _ratio(tp, tp + fn)
+        overall["precision"] = _ratio(tp, tp + fp)
+        overall["accuracy"] = _ratio(tp + tn, n)
+        overall["f1"] = _ratio(2 * tp, 2 * tp + fp + fn)
     frame = pd.DataFrame({"y_true": labels, "score": scores, "decision": decisions})
     group_columns = [c for c in test.columns if c.startswith("group__")]
     for column in [*group_columns, *settings.evaluation.slices]:
