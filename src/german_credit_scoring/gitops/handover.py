@@ -302,7 +302,7 @@ def handover_cli(argv: list[str]) -> int:
     v.add_argument("release", type=Path, nargs="?", default=Path("release"))
     v.add_argument("--lock", type=Path, default=lock.LOCK)
     pr = sub.add_parser("production", help="production's model (the release main shipped) into --out")
-    pr.add_argument("--out", type=Path, default=Path("production"))
+    pr.add_argument("--out", type=Path, default=Path("models/production"))
     pr.add_argument("--base", help="main's commit (default: the pull request's base sha)")
     pr.add_argument("--workflow", default="pr.yml")
     la = sub.add_parser("labels", help="the image's OCI labels")
