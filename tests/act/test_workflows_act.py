@@ -71,7 +71,7 @@ def pull_request_event(head: str) -> dict:
 def comments_by_marker(act: Act) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {}
     for comment in act.github.comments.get(PR_NUMBER, []):
-        for stage in (*STAGES, "reproducible"):
+        for stage in (*STAGES, "reproducible", "compare"):
             if marker_for(stage) in comment["body"]:
                 found.setdefault(stage, []).append(comment)
     return found
@@ -106,6 +106,13 @@ def test_reproducible_check_passes_on_the_committed_lock(act):
     assert "is what CI reproduced" in found["reproducible"][0]["body"], found["reproducible"][0]["body"]
     reproduced = act.store / "runs" / str(PR_RUN) / "reproduced"
     assert (reproduced / "dvc.lock").is_file()
+
+
+def test_candidate_is_compared_with_production_in_its_own_comment(act):
+    # the event names no base commit whose release could be fetched: said plainly, and the job passes
+    [comment] = comments_by_marker(act)["compare"]
+    assert "No production model available" in comment["body"], comment["body"][:2000]
+    assert job_results(act.pr_result.stdout).get("pull request/candidate beside production") == "succeeded"
 
 
 def test_handover_artifacts_carry_no_raw_data(act):
