@@ -992,6 +992,14 @@ def rewrite_governance(project: Path, new: Identity) -> None:
     if src not in sys.path:
         sys.path.insert(0, src)
     governance = importlib.import_module(f"{new.package}.governance")
+    write = getattr(governance, "codeowners_cli", None)
+    if write is not None and (project / "governance" / "tiers.yaml").is_file():
+        # CODEOWNERS and the branch ruleset for the project's risk tier (approvals, required reviewers)
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = write(["--write", "--owners", str(owners), "--output", str(codeowners)])
+        if code:
+            raise ScaffoldError(f"{owners}: CODEOWNERS and the ruleset could not be regenerated (see above)")
+        return
     codeowners.write_text(governance.render_codeowners(governance.load_owners(owners)), encoding="utf-8")
 
 
