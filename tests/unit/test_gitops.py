@@ -218,23 +218,22 @@ def test_a_missing_release_is_a_clear_error(tmp_path):
 
 
 def test_production_model_comes_from_the_release_main_shipped(tmp_path):
-    """The comparison's production model: the release of the pull request merged into main's head."""
+    """The comparison's production model: what the newest successful main.yml run shipped."""
     from german_credit_scoring.github import GitHub
     from tests.act.harness import ActGitHub, serve
 
     release_dir, _ = make_release(tmp_path)
     store = tmp_path / "store"
-    shutil.copytree(release_dir, store / "runs" / "101" / handover.ARTIFACT)
     fake = ActGitHub(store)
     server = serve(fake)
     try:
         client = GitHub(repository="acme/credit", token="t", api_url=fake.base_url)
-        # no release backs main's head yet: said, not failed
-        reason = handover.production_model(client, "b" * 40, tmp_path / "production")
-        assert reason and "not merged from a pull request" in reason
-        fake.merged["b" * 40] = {"number": 7, "merged_at": "x", "head": {"sha": "h" * 40}}
-        fake.add_run(101, "pr.yml", "h" * 40)
-        assert handover.production_model(client, "b" * 40, tmp_path / "production") is None
+        # nothing shipped yet: said, not failed
+        reason = handover.production_model(client, tmp_path / "production")
+        assert reason and "has shipped a release yet" in reason
+        shutil.copytree(release_dir, store / "runs" / "202" / handover.SHIPPED)
+        fake.add_run(202, "main.yml", "m" * 40)
+        assert handover.production_model(client, tmp_path / "production") is None
     finally:
         server.shutdown()
     stored = release_dir / handover.STORE / "models" / "credit" / "abc123" / "model.joblib"

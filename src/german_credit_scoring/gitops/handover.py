@@ -261,19 +261,48 @@ def fetch(client, commit: str, out: Path, workflow: str = "pr.yml") -> Release:
     return release
 
 
-def production_model(client, base_commit: str, out: Path, workflow: str = "pr.yml") -> str | None:
-    """Production's model (the release main's head commit shipped) as a model directory in ``out``.
+SHIPPED = "reviewed-release"  # main.yml's artifact: the release it verified and built the image from
 
-    Returns None when it is there, else the reason it is not (no release yet, expired, no API access):
-    the comparison then says so plainly, and nothing fails.
+
+def production_model(client, out: Path, branch: str = "main", workflow: str = "main.yml") -> str | None:
+    """Production's model: the release the newest successful ``main.yml`` run on ``branch`` shipped.
+
+    Written to ``out`` as a model directory (model.joblib, model.json). Returns None when it is there,
+    else the reason it is not (nothing shipped yet, expired, no API access): the comparison then says
+    so plainly, and nothing fails.
     """
-    scratch = out.parent / f".{out.name}-release"
     try:
-        release = fetch(client, base_commit, scratch, workflow)
-    except HandoverError as error:
-        return str(error)
+        runs = client.request(
+            "GET",
+            client.repo_path(f"actions/workflows/{workflow}/runs"),
+            params={"branch": branch, "status": "success", "per_page": 20},
+        )
+        candidates = sorted(
+            (runs or {}).get("workflow_runs", []),
+            key=lambda r: (str(r.get("updated_at", "")), r["id"]),
+            reverse=True,
+        )
+        for run in candidates:
+            listed = client.request(
+                "GET", client.repo_path(f"actions/runs/{run['id']}/artifacts"), params={"name": SHIPPED}
+            )
+            found = [a for a in (listed or {}).get("artifacts", []) if a.get("name") == SHIPPED]
+            if found and not found[0].get("expired"):
+                data = client.download(client.repo_path(f"actions/artifacts/{found[0]['id']}/zip"))
+                break
+        else:
+            return f"no successful {workflow} run on {branch} has shipped a release yet"
     except Exception as error:  # the API: forks without actions: read, no token, unreachable
         return f"production's release could not be fetched ({error})"
+    scratch = out.parent / f".{out.name}-release"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    with zipfile.ZipFile(_io.BytesIO(data)) as archive:
+        archive.extractall(scratch)
+    try:
+        release = read(scratch)
+    except HandoverError as error:
+        return str(error)
     model_name, model_version = release.model.split(":", 1)
     stored = scratch / STORE / "models" / model_name / model_version
     if out.exists():
@@ -303,8 +332,7 @@ def handover_cli(argv: list[str]) -> int:
     v.add_argument("--lock", type=Path, default=lock.LOCK)
     pr = sub.add_parser("production", help="production's model (the release main shipped) into --out")
     pr.add_argument("--out", type=Path, default=Path("models/production"))
-    pr.add_argument("--base", help="main's commit (default: the pull request's base sha)")
-    pr.add_argument("--workflow", default="pr.yml")
+    pr.add_argument("--branch", default="main", help="production's branch (default main)")
     la = sub.add_parser("labels", help="the image's OCI labels")
     la.add_argument("release", type=Path, nargs="?", default=Path("release"))
     la.add_argument("--commit", default=os.environ.get("GITHUB_SHA", "unknown"))
@@ -327,14 +355,11 @@ def handover_cli(argv: list[str]) -> int:
         elif args.command == "production":
             from german_credit_scoring.github import GitHub
 
-            base = args.base or ((_event().get("pull_request") or {}).get("base") or {}).get("sha")
-            reason = production_model(GitHub.from_env(), base, args.out, args.workflow) if base else None
-            if not base:
-                reason = "no base commit (not a pull request run; pass --base)"
+            reason = production_model(GitHub.from_env(), args.out, args.branch)
             if reason:
                 print(f"no production model to compare with: {reason}")
             else:
-                print(f"production's model from main ({base[:12]}) is in {args.out}")
+                print(f"production's model (the release main shipped) is in {args.out}")
             return 0
         elif args.command == "verify":
             release = verify(args.release, args.lock)
