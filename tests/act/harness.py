@@ -173,6 +173,7 @@ class Act:
         workflow: str | None = None,
         job: str | None = None,
         timeout: float = 1500,
+        variables: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
         event_file = self.work / f"event-{run_id}-{event}.json"
         event_file.write_text(json.dumps(payload), encoding="utf-8")
@@ -213,6 +214,8 @@ class Act:
         ]
         for key, value in env_values.items():
             command += ["--env", f"{key}={value}"]
+        for key, value in (variables or {}).items():
+            command += ["--var", f"{key}={value}"]
         if workflow:
             command += ["-W", f".github/workflows/{workflow}"]
         if job:

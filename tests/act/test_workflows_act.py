@@ -209,3 +209,145 @@ def test_artifact_names_conflict_without_overwrite(tmp_path, monkeypatch):
     assert upload("false") == 0
     assert upload("false") == 1
     assert upload("true") == 0
+
+
+# --------------------------------------------------------------------------- the continuous-training loop
+
+STORE_VAR = "MONITORING_STORE_URL"
+
+
+def production_traffic(act: Act, rows: int = 600) -> tuple[str, str]:
+    """The served model (main's release) scores new applicants whose first numeric input has shifted up:
+    their log goes through `mlops ship-logs` to the store, their outcomes through `mlops labels`.
+
+    Rows are drawn from the test split with that input redrawn in the upper quarter of its range, so
+    they are valid by the contract and new to the dataset. Returns (store path, the shifted input)."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+
+    from german_credit_scoring.contract import load_features
+    from german_credit_scoring.data import model_frame
+    from german_credit_scoring.prediction_log import PredictionLog, make_rows
+    from german_credit_scoring.settings import load_settings
+    from tests.e2e.helpers import project_env, run
+
+    project = act.project
+    settings = load_settings(project / "params.yaml")
+    features = load_features(project / settings.features)
+    include = settings.data.use_protected_as_features
+    inputs = [f.name for f in features.model_inputs(include)]
+    shifted = next(f for f in features.numeric if f.name in inputs)
+    base = pd.read_parquet(project / "data/prepared/test.parquet")
+    rng = np.random.default_rng(7)
+    frame = base.sample(n=rows, replace=True, random_state=7).reset_index(drop=True)
+    low, high = base[shifted.name].quantile(0.75), base[shifted.name].max()
+    values = rng.uniform(low, high, size=rows)
+    frame[shifted.name] = (
+        np.round(values).astype(base[shifted.name].dtype) if shifted.dtype == "int" else values
+    )
+
+    release = handover.read(act.store / "runs" / str(PR_RUN) / "release")
+    name, version = release.model.split(":", 1)
+    model_dir = act.store / "runs" / str(PR_RUN) / "release" / handover.STORE / "models" / name / version
+    pipeline = joblib.load(model_dir / "model.joblib")
+    meta = json.loads((model_dir / "model.json").read_text())
+    probabilities = pipeline.predict_proba(model_frame(frame, features, include))[:, 1]
+    positive, negative = settings.data.positive_label, str(meta.get("negative_label", "negative"))
+
+    logs = act.work / "service-logs"
+    log = PredictionLog(logs)
+    outcomes = []
+    for start in range(0, rows, 100):
+        chunk = frame.iloc[start : start + 100]
+        request = f"req-{start // 100}"
+        records = [
+            {k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()}
+            for r in chunk[inputs].to_dict(orient="records")
+        ]
+        answers = [
+            {"probability": float(p), "decision": positive if p >= meta["threshold"] else negative}
+            for p in probabilities[start : start + 100]
+        ]
+        assert log.append(make_rows(request, release.model_version, records, answers))
+        for index, label in enumerate(chunk[settings.data.target]):
+            outcomes.append({"request_id": request, "record": index, settings.data.target: str(label)})
+
+    store = act.work / "monitoring-store"
+    env = project_env(project)
+    shipped = run(
+        project, "mlops", "ship-logs", "--include-open", "--source", str(logs), "--store", str(store), env=env
+    )
+    assert shipped.returncode == 0, shipped.stdout + shipped.stderr
+    outcome_file = act.work / "outcomes.csv"
+    pd.DataFrame(outcomes).to_csv(outcome_file, index=False)
+    labelled = run(project, "mlops", "labels", str(outcome_file), "--store", str(store), env=env)
+    assert labelled.returncode == 0, labelled.stdout + labelled.stderr
+    return str(store), shifted.name
+
+
+def schedule_event() -> dict:
+    return {"schedule": "23 5 * * 1", "repository": {"full_name": "acme/credit", "default_branch": "main"}}
+
+
+def test_scheduled_drift_opens_one_retraining_pr_on_new_data_whose_pipeline_trains_another_model(act):
+    project = act.project
+    git(project, "checkout", "-q", "main")
+    merge = git(project, "rev-parse", "HEAD~1").strip()  # the merge main.yml shipped (then a direct push)
+    # a DVC remote the workflows reach (a folder here; S3, GCS, Azure in a real deployment)
+    remote = act.work / "dvc-remote"
+    added = dvc(project, "remote", "add", "-d", "shared", str(remote))
+    assert added.returncode == 0, added.stderr
+    git(project, "add", ".dvc/config")
+    git(project, "commit", "-q", "-m", "a DVC remote for production data")
+    act.github.refs["main"] = git(project, "rev-parse", "HEAD").strip()
+    act.github.add_run(202, "main.yml", merge)  # main's run that shipped the release (the merge above)
+    store, shifted = production_traffic(act)
+
+    # the scheduled check: drift found, outcomes joined, triggers named, new rows as a dataset version
+    result = act.run("schedule", schedule_event(), 301, workflow="drift.yml", variables={STORE_VAR: store})
+    log = result.stdout
+    assert result.returncode == 0, log[-6000:]
+    [pull] = act.github.open_pulls()
+    assert pull["head"]["ref"] == "retrain/drift" and "retraining" in pull["labels"]
+    assert shifted in pull["body"]  # the evidence names the drifted input
+    assert "feature_drift" in pull["body"] or "feature drift" in pull["body"].lower()
+    branch_files = {
+        path: content for (ref, path), content in act.github.files.items() if ref == "retrain/drift"
+    }
+    assert "params.yaml" in branch_files  # the dataset pointer moved
+    parts = [p for p in branch_files if p.endswith(".dvc")]
+    assert parts, sorted(branch_files)
+    assert [d["ref"] for d in act.github.dispatches] == ["retrain/drift"]
+
+    # the dispatched pipeline on that branch retrains on the new data and compares with production
+    git(project, "checkout", "-q", "-b", "retrain/drift")
+    for path, content in branch_files.items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_bytes(content)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "retrain: new data (as the REST API committed it)")
+    dispatched = act.run(
+        "workflow_dispatch", {"ref": "refs/heads/retrain/drift", "inputs": {}}, 401, workflow="pr.yml"
+    )
+    log = dispatched.stdout
+    results = job_results(log)
+    for stage in ("ingest", *STAGES, "package"):
+        assert results.get(f"{stage}/{stage}/dvc repro {stage}") == "succeeded", (stage, results)
+    retrained = handover.read(act.store / "runs" / "401" / "release")
+    assert (
+        retrained.model_version != handover.read(act.store / "runs" / str(PR_RUN) / "release").model_version
+    )
+    comments = [c["body"] for c in act.github.comments.get(pull["number"], [])]
+    compare = [b for b in comments if marker_for("compare") in b]
+    assert len(compare) == 1 and "No production model available" not in compare[0], compare
+    # the bot's branch carries main's dvc.lock: the reproducible check names what changed and the fix
+    reproducible = [b for b in comments if marker_for("reproducible") in b]
+    assert reproducible and "ingest" in reproducible[0] and "mlops take-lock" in reproducible[0]
+
+    # a second scheduled run updates the same pull request
+    git(project, "checkout", "-q", "main")
+    again = act.run("schedule", schedule_event(), 302, workflow="drift.yml", variables={STORE_VAR: store})
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert len(act.github.open_pulls()) == 1
+    assert act.github.calls("PATCH", rf"/pulls/{pull['number']}$")
