@@ -125,6 +125,8 @@ def test_a_volume_drop_exits_1(reference, tmp_path, current, settings):
         ("garbage.parquet", b"PAR1 this is not parquet"),
         ("latin1.jsonl", '{"inputs": {"x": "caf\xe9"}}\n'.encode("latin-1")),
         ("array.json", b"[1, 2"),
+        ("repeated.csv", b"a,b,a\n1,2,3\n"),
+        ("truncated.parquet", b"PAR1\x15\x04\x15"),
     ],
 )
 def test_malformed_files_exit_2_naming_the_file_without_a_trace(reference, tmp_path, name, content):

@@ -161,6 +161,10 @@ class _Part:
 
     def __init__(self, label: str, rows: int, names: list[str]):
         self.label, self.rows = label, rows
+        stripped = [name.strip() for name in names]
+        repeated = sorted({name for name in stripped if stripped.count(name) > 1})
+        if repeated:
+            raise DataError(f"{label}: column(s) {repeated} appear more than once in the header")
         self.stored = {name.strip(): name for name in names}
         if "probability" in self.stored and PROBABILITY not in self.stored:
             self.stored[PROBABILITY] = self.stored.pop("probability")
@@ -195,11 +199,13 @@ class _ParquetPart(_Part):
     def _read(self, stored: str, dictionary: bool = False):
         import pyarrow.parquet as pq
 
+        if dictionary:  # strings straight into dictionary arrays; other types are read as stored
+            try:
+                return pq.ParquetFile(self.path, read_dictionary=[stored]).read(columns=[stored]).column(0)
+            except Exception:  # the plain read below reports what is wrong
+                pass
         try:
-            file = self.file
-            if dictionary:
-                file = pq.ParquetFile(self.path, read_dictionary=[stored])
-            table = file.read(columns=[stored], use_threads=True)
+            table = self.file.read(columns=[stored], use_threads=True)
         except Exception as error:
             raise DataError(f"{self.path}: cannot read column {stored!r}: {error}") from None
         return table.column(0)
@@ -341,7 +347,12 @@ class Columns:
                     if chunk.null_count:
                         add(None, chunk.null_count)
                     continue
-                tallies = pc.value_counts(chunk)
+                try:
+                    tallies = pc.value_counts(chunk)
+                except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+                    raise DataError(
+                        f"{part.label}: column {name!r}: expected category values, found {chunk.type}"
+                    ) from None
                 for key, count in zip(
                     tallies.field("values").to_pylist(), tallies.field("counts").to_pylist(), strict=True
                 ):
