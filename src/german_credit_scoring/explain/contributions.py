@@ -47,6 +47,8 @@ import numpy as np
 MAX_TREE_TABLE = 20_000_000
 # Leaves with more distinct features on their path are solved per batch instead of tabled.
 TABLE_DEPTH = 10
+# Records explained per pass of the tree explainer.
+ROWS_PER_PASS = 256
 
 
 class ExplanationUnavailable(Exception):
@@ -372,11 +374,9 @@ class TreeContributions:
              pos)
             for pos in range(int(depth[tabled_leaves].max(initial=0)))
         ]  # fmt: skip
-        tabled_groups = np.nonzero(tabled[group_leaf])[0]
-        self.tabled_groups = tabled_groups
-        self.tabled_group_row = row_of_leaf[group_leaf[tabled_groups]]
-        self.tabled_group_width = depth[group_leaf[tabled_groups]][:, None]
-        self.tabled_group_base = (leaf_offset[group_leaf] + group_position)[tabled_groups][:, None]
+        # a tabled leaf's row in the table for a pattern: offset + pattern * depth (int32: < MAX_TREE_TABLE)
+        self.tabled_width = depth[tabled_leaves].astype(np.int32)[:, None]
+        self.tabled_offset = leaf_offset[tabled_leaves].astype(np.int32)[:, None]
         from scipy import sparse
 
         # (model column x group) ones: per-column sums of the groups' values are one sparse product
@@ -390,6 +390,10 @@ class TreeContributions:
         n = matrix.shape[0]
         if n == 0 or self.group_start.size == 0:
             return np.zeros((n, self.width), dtype=np.float64)
+        if n > ROWS_PER_PASS:  # (groups x rows) intermediates stay small enough for the caches
+            return np.vstack(
+                [self.column_contributions(matrix[i : i + ROWS_PER_PASS]) for i in range(0, n, ROWS_PER_PASS)]
+            )
         x = matrix.T[self.split_feature]  # (splits, n)
         go_left = x <= self.split_threshold[:, None]
         missing = np.isnan(x)
@@ -399,12 +403,13 @@ class TreeContributions:
         agrees = follows[self.first_pair]  # (groups, n)
         for groups, pairs in self.extra_pairs:  # a feature split on more than once along a path
             agrees[groups] &= follows[pairs]
-        pattern = np.zeros((self.tabled_leaves.size, n), dtype=np.intp)
+        pattern = np.zeros((self.tabled_leaves.size, n), dtype=np.int32)
         for rows, groups, pos in self.pattern_bits:
-            pattern[rows] |= agrees[groups].astype(np.intp) << pos
+            pattern[rows] |= agrees[groups].astype(np.int32) << pos
+        row = pattern * self.tabled_width + self.tabled_offset  # each tabled leaf's row in the table
         values = np.zeros(agrees.shape, dtype=np.float64)
-        index = pattern[self.tabled_group_row] * self.tabled_group_width + self.tabled_group_base
-        values[self.tabled_groups] = self.table[index]
+        for rows, groups, pos in self.pattern_bits:  # the leaf's group at position pos
+            values[groups] = self.table[row[rows] + pos]
         for groups, leaf_values, zeros, d in self.deep:
             agree = agrees[groups].reshape(-1, d, n).transpose(2, 0, 1).astype(np.float64)  # (n, L, d)
             values[groups] = leaf_shapley(leaf_values, zeros, agree).reshape(n, -1).T
