@@ -108,3 +108,58 @@ def test_the_stored_model_verifies_and_is_refused_once_changed(released):
     assert (bento / "src/reports/model_card.md").read_text() == (
         project / "reports/model_card.md"
     ).read_text()
+
+
+def _serve(project: Path, tag: str, log: Path, **extra: str):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = project_env(project, SCORING_MODEL_TAG=tag, PREDICTION_LOG=str(log.parent / "predictions"), **extra)
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:ScoringService",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    ready = False
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready or "refusing to serve" in log.read_text():
+                break
+            time.sleep(0.5)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    return ready, log.read_text()
+
+
+def test_bentoml_serve_refuses_a_changed_model_unless_explicitly_allowed(released, tmp_path):
+    project, _ = released
+    record = json.loads((project / "models/bento.json").read_text())
+    name, version = record["model"].split(":")
+    model = project / ".bentoml/models" / name / version / "model.json"
+    original = model.read_bytes()
+    try:
+        model.write_bytes(original.replace(b"{", b"{ ", 1))  # one byte more, same meaning
+        ready, log = _serve(project, record["model"], tmp_path / "refused.log")
+        assert not ready and "refusing to serve a model that does not verify" in log and "model.json" in log
+        ready, log = _serve(
+            project, record["model"], tmp_path / "allowed.log", SCORING_ALLOW_UNVERIFIED="true"
+        )
+        assert ready and "serving a model that does not verify" in log
+    finally:
+        model.write_bytes(original)
