@@ -415,6 +415,10 @@ def retrain_body(report: str, data_pointers: list[str], dispatched_by: str, trig
         + (f"{triggers.strip()}\n\n" if triggers.strip() else "")
         + f"**Updated data pointers**\n\n{pointers}\n"
         f"**Checks** {dispatched_by}\n\n"
+        "**Before merging** this branch still carries main's `dvc.lock`: the check *dvc.lock is what CI "
+        "reproduced* names the stages the new data changed. Check the branch out, run "
+        "`uv run mlops take-lock` (it downloads what CI reproduced), commit and push: the checks run "
+        "again on your commit and record exactly the model reviewed here.\n\n"
         "<details open><summary>Drift report</summary>\n\n"
         f"{report.strip()}\n\n</details>\n"
     )
