@@ -713,9 +713,10 @@ def check_drift(
         )
         if volume["drifted"]:
             result["message"] = f"volume drifted: {volume['reasons'][0]}; " + result["message"]
+        result["bad_records"] = current.bad_records.as_dict()
         if current.bad_records.count:
             result["message"] += (
-                f" ({current.bad_records.count} unreadable log record(s) skipped, listed in the report)"
+                f" ({current.bad_records.count} problem(s) in log records, listed in the report)"
             )
         return result
 
@@ -825,10 +826,9 @@ def check_drift(
         result["message"] = "; ".join(parts) if parts else "no feature, prediction or performance drift"
     if missing:
         result["message"] += f" (not in the current data, not checked: {', '.join(missing)})"
+    result["bad_records"] = current.bad_records.as_dict()  # values found unusable while reading count too
     if current.bad_records.count:
-        result["message"] += (
-            f" ({current.bad_records.count} unreadable log record(s) skipped, listed in the report)"
-        )
+        result["message"] += f" ({current.bad_records.count} problem(s) in log records, listed in the report)"
     return result
 
 

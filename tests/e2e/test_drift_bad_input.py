@@ -157,12 +157,17 @@ def test_malformed_log_lines_are_counted_by_file_and_line_and_the_rest_is_judged
     lines = [json.dumps({"inputs": row}, default=str) for row in current[inputs].to_dict(orient="records")]
     lines[3] = '{"inputs": {'  # truncated write
     lines[7] = "[1, 2, 3]"
+    key = next(f.name for f in features.model_inputs() if f.is_numeric)
+    record = json.loads(lines[10])
+    record["inputs"][key] = "not a number"  # one unusable value: read as missing, reported
+    lines[10] = json.dumps(record)
     (logs / "part-0.jsonl").write_text("\n".join(lines) + "\n")
     out = drift(reference, tmp_path, logs)
     assert out.returncode in (0, 1), out.stdout + out.stderr
     result = json.loads((tmp_path / "drift.json").read_text())
     assert result["current_rows"] == len(current) - 2
-    assert result["bad_records"]["count"] == 2
-    assert [(e["line"]) for e in result["bad_records"]["examples"]] == [4, 8]
+    assert result["bad_records"]["count"] == 3
+    assert [(e["line"]) for e in result["bad_records"]["examples"]] == [4, 8, 11]
+    assert key in result["bad_records"]["examples"][2]["error"]
     report = (tmp_path / "drift.md").read_text()
     assert "part-0.jsonl" in report and "line 4" in report

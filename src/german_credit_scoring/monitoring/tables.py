@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,18 @@ MAX_BAD_RECORD_EXAMPLES = 20
 
 @dataclass
 class BadRecords:
-    """Log lines that could not be read: counted, the first ones kept with file and line."""
+    """Log lines (or values in them) that could not be used: counted, the first ones kept with file
+    and line. Columns are read in threads, hence the lock."""
 
     count: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, path: Path, line: int, error: str) -> None:
-        self.count += 1
-        if len(self.examples) < MAX_BAD_RECORD_EXAMPLES:
-            self.examples.append({"file": str(path), "line": line, "error": error})
+    def add(self, path: Path | str, line: int, error: str) -> None:
+        with self._lock:
+            self.count += 1
+            if len(self.examples) < MAX_BAD_RECORD_EXAMPLES:
+                self.examples.append({"file": str(path), "line": line, "error": error})
 
     def as_dict(self) -> dict[str, Any]:
         return {"count": self.count, "examples": list(self.examples)}
@@ -113,8 +117,11 @@ def flatten_record(record: dict[str, Any], target: str) -> list[dict[str, Any]]:
     return rows
 
 
-def read_log_rows(path: Path, target: str, bad: BadRecords) -> list[dict[str, Any]]:
-    """Rows of a JSON Lines log (or a JSON array of records); unreadable records go to ``bad``."""
+def read_log_rows(
+    path: Path, target: str, bad: BadRecords, lines: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines log (or a JSON array of records); unreadable records go to ``bad``.
+    ``lines``, when given, receives each row's line (record) number."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -142,9 +149,13 @@ def read_log_rows(path: Path, target: str, bad: BadRecords) -> list[dict[str, An
             bad.add(path, number, f"a JSON {type(record).__name__}, expected an object")
             continue
         try:
-            rows.extend(flatten_record(record, target))
+            flat = flatten_record(record, target)
         except (ValueError, TypeError) as error:
             bad.add(path, number, str(error))
+            continue
+        rows.extend(flat)
+        if lines is not None:
+            lines.extend([number] * len(flat))
     return rows
 
 
@@ -236,7 +247,8 @@ def _csv_part(path: Path) -> _TablePart:
 def _log_part(path: Path, target: str, bad: BadRecords) -> _TablePart:
     import pyarrow as pa
 
-    rows = read_log_rows(path, target, bad)
+    lines: list[int] = []
+    rows = read_log_rows(path, target, bad, lines)
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
@@ -248,7 +260,9 @@ def _log_part(path: Path, target: str, bad: BadRecords) -> _TablePart:
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             # mixed types in one field (a number here, a word there): keep them as text
             columns[str(name)] = pa.array([None if v is None else str(v) for v in values], pa.string())
-    return _TablePart(str(path), pa.table(columns) if columns else pa.table({}))
+    part = _TablePart(str(path), pa.table(columns) if columns else pa.table({}))
+    part.lines, part.bad = lines, bad
+    return part
 
 
 def _frame_part(label: str, frame) -> _TablePart:
@@ -307,7 +321,7 @@ class Columns:
             if pa.types.is_dictionary(column.type):
                 column = column.cast(column.type.value_type)
             if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                arrays.append(_parse_numbers(column, f"{part.label}: column {name!r}", expected))
+                arrays.append(_parse_numbers(column, part, name, expected))
                 continue
             try:
                 values = column.cast(pa.float64())
@@ -415,11 +429,13 @@ def _integer_chunk(chunk) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=chunk.offset + len(chunk))[chunk.offset :].astype(np.int64)
 
 
-def _parse_numbers(column, where: str, expected: str) -> np.ndarray:
+def _parse_numbers(column, part: _Part, name: str, expected: str) -> np.ndarray:
     """Numbers stored as text (a CSV column with a stray word, JSON with quoted numbers): blank is
-    missing, anything else that is not a number is bad input, named with examples."""
+    missing. Anything else that is not a number is bad input, named with examples; in a prediction
+    log it is one bad record instead (counted with its line, the value read as missing)."""
+    lines, bad_records = getattr(part, "lines", None), getattr(part, "bad", None)
     out, bad = [], []
-    for value in column.to_pylist():
+    for index, value in enumerate(column.to_pylist()):
         text = "" if value is None else str(value).strip()
         if not text:
             out.append(math.nan)
@@ -427,11 +443,17 @@ def _parse_numbers(column, where: str, expected: str) -> np.ndarray:
         try:
             out.append(float(text))
         except ValueError:
-            if text not in bad:
-                bad.append(text)
             out.append(math.nan)
+            if lines is not None and bad_records is not None:
+                bad_records.add(
+                    part.label, lines[index], f"field {name!r}: expected {expected}, got {text[:80]!r}"
+                )
+            elif text not in bad:
+                bad.append(text)
     if bad:
-        raise DataError(f"{where}: expected {expected}, found non-numeric values {bad[:3]}")
+        raise DataError(
+            f"{part.label}: column {name!r}: expected {expected}, found non-numeric values {bad[:3]}"
+        )
     return np.array(out, dtype=np.float64)
 
 
