@@ -239,7 +239,7 @@ def test_each_stage_with_a_report_posts_its_own_comment_and_hands_on_its_outputs
         assert len(handover) == 1, stage
         # exactly what later stages need: the outputs so far, CI's lock and the run records; no raw data
         listed = handover[0]["with"]["path"].split()
-        assert listed == handed_over(stage) + ["dvc.lock", "runs/"], stage
+        assert listed == [*handed_over(stage), "dvc.lock", "runs/"], stage
         assert handover[0]["with"].get("overwrite") is True  # "Re-run failed jobs" uploads again
         # the stage always runs (never "didn't change, skipping"), and a failing stage (gate, fairness,
         # validation) fails the job: the repro step is not softened
