@@ -378,3 +378,100 @@ def test_container_image_builds_with_podman(tmp_path, settings):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_model_without_an_exact_explainer_is_served_with_decisions(tmp_path, settings, features):
+    """Bad input for explanations: every record still gets its decision and the reason it has no reasons."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    # given an approved-model directory whose estimator has no exact explainer
+    split = ingest(settings, features)
+    include = settings.data.use_protected_as_features
+    frame = data.model_frame(split.train, features, include)
+    labels = data.positive_indicator(split.train[settings.data.target], settings.data.positive_label)
+    pipeline = Pipeline(
+        [
+            ("transform", transform.build_transformer(features, include)),
+            ("model", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ]
+    ).fit(frame, labels)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    joblib.dump(pipeline, model_dir / "model.joblib")
+    meta = {
+        "version": "e2e-tree",
+        "threshold": settings.decision_threshold,
+        "positive_label": settings.data.positive_label,
+        "target": settings.data.target,
+        "features": list(frame.columns),
+        "classes": observed_labels(split.test, settings),
+    }
+    (model_dir / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "PREDICTION_LOG": str(tmp_path / "predictions"),
+    }
+    code = "import sys; from german_credit_scoring.packaging import import_model; "
+    code += "print(import_model(sys.argv[1], sys.argv[2], sys.argv[3]).tag)"
+    args = [
+        str(VENV_BIN / "python"),
+        "-c",
+        code,
+        str(model_dir),
+        settings.project.slug,
+        str(ROOT / settings.features),
+    ]
+    imported = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    env["SCORING_MODEL_TAG"] = imported.stdout.strip().splitlines()[-1]
+    port = free_port()
+    with open(tmp_path / "server.log", "w") as server_log:
+        process = subprocess.Popen(
+            [
+                str(VENV_BIN / "bentoml"),
+                "serve",
+                "serving.service:ScoringService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 90
+            while True:
+                assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+                time.sleep(0.3)
+            records = json_records(split.test.head(5), features.names)
+            # when the records are scored, one and as a batch
+            single = httpx.post(f"{base}/predict", json={"record": records[0]}, timeout=30)
+            batch = httpx.post(f"{base}/predict_batch", json={"records": records}, timeout=30)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+    # then each answer is a 200 with the model's decision, no reasons and why
+    assert single.status_code == 200 and batch.status_code == 200, single.text + batch.text
+    expected = pipeline.predict_proba(data.model_frame(split.test.head(5), features, include))[:, 1]
+    answers = batch.json()["predictions"]
+    assert [a["probability"] for a in answers] == pytest.approx(list(expected), abs=1e-12)
+    for answer in [single.json(), *answers]:
+        assert answer["reasons"] == []
+        assert "DecisionTreeClassifier" in answer["reasons_unavailable"]
