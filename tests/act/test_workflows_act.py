@@ -270,8 +270,16 @@ def production_traffic(act: Act, rows: int = 600) -> tuple[str, str]:
             for p in probabilities[start : start + 100]
         ]
         assert log.append(make_rows(request, release.model_version, records, answers))
-        for index, label in enumerate(chunk[settings.data.target]):
-            outcomes.append({"request_id": request, "record": index, settings.data.target: str(label)})
+        # outcomes come back from the lending system with the protected attributes the service never saw
+        protected = [a.name for a in settings.data.protected_attributes]
+        for index, (_, row) in enumerate(chunk.iterrows()):
+            outcome = {
+                "request_id": request,
+                "record": index,
+                settings.data.target: str(row[settings.data.target]),
+            }
+            outcome.update({name: row[name] for name in protected})
+            outcomes.append(outcome)
 
     store = act.work / "monitoring-store"
     env = project_env(project)
