@@ -174,6 +174,7 @@ class Act:
         job: str | None = None,
         timeout: float = 1500,
         variables: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
         event_file = self.work / f"event-{run_id}-{event}.json"
         event_file.write_text(json.dumps(payload), encoding="utf-8")
@@ -214,6 +215,8 @@ class Act:
         ]
         for key, value in env_values.items():
             command += ["--env", f"{key}={value}"]
+        for key, value in (secrets or {}).items():
+            command += ["-s", f"{key}={value}"]
         for key, value in (variables or {}).items():
             command += ["--var", f"{key}={value}"]
         if workflow:

@@ -147,7 +147,14 @@ def test_merge_to_main_ships_the_reviewed_model_byte_for_byte(act):
         "merge_commit_sha": merge,
         "head": {"ref": "feature", "sha": act.head},
     }
-    result = act.run("push", {"ref": "refs/heads/main", "after": merge}, 202, workflow="main.yml")
+    key = signing_key(act.work)
+    result = act.run(
+        "push",
+        {"ref": "refs/heads/main", "after": merge},
+        202,
+        workflow="main.yml",
+        secrets={"MODEL_SIGNING_KEY": key.read_text()},
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     builds = [json.loads(line) for line in (act.store / "docker-builds.jsonl").read_text().splitlines()]
@@ -171,10 +178,31 @@ def test_merge_to_main_ships_the_reviewed_model_byte_for_byte(act):
     image_record = json.loads((act.store / "runs" / "202" / "image" / "image.json").read_text())
     assert image_record["digest"] == build["digest"]
     assert (act.store / "runs" / "202" / "image" / "sbom.cdx.json").is_file()
+    # the model and its lineage manifest are signed (a key here; keyless Sigstore on GitHub) and the
+    # image carries manifest and signatures in the model's folder
+    manifest = json.loads((act.store / "runs" / "202" / "image" / "lineage.json").read_text())
+    assert manifest["model_version"] == reviewed.model_version
+    signed = [path for path in build["files"] if "/signature/" in path]
+    assert {Path(p).name for p in signed} >= {"lineage.json", "lineage.json.sig", "approved.sig"}
     # main never retrained: no stage ran in the push run
     assert "dvc repro" not in log
     committed = lock.load((project / "dvc.lock").read_text())
     assert lock.outputs(committed["gate"])["models/approved"] == reviewed.approved_md5
+
+
+def signing_key(folder: Path) -> Path:
+    """An elliptic-curve key pair made for the test (the offline way `mlops sign --private-key` signs)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = folder / "signing.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return path
 
 
 def test_a_push_no_reviewed_release_backs_fails_and_builds_nothing(act):
