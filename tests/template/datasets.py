@@ -1,7 +1,9 @@
 """Data sets nobody tuned the template to, made here with a seed: other targets, labels, types, formats.
 
-Each one comes with the cookiecutter answers a team would type for it. They are small (hundreds of
-rows) so that a generated project's pipeline and tests run in CI time; what they stress is shape:
+Each one comes with the cookiecutter answers a team would type for it. They are small (2,000 rows,
+so that a generated project's pipeline and tests run in CI time, and not smaller: the drift tests
+compare a held-out quarter with the training rows, and at a few hundred rows sampling noise alone
+moves a numeric column past the KS threshold); what they stress is shape:
 numeric-only features, high-cardinality and missing categories, a 0/1 integer target, Parquet input,
 and a gate that refuses the first model on fairness (with a hyphenated name, a positive label with
 symbols and two protected attributes).
@@ -41,7 +43,7 @@ def _logistic(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def numeric_only(rows: int = 600, seed: int = 1) -> DataSet:
+def numeric_only(rows: int = 2000, seed: int = 1) -> DataSet:
     """Every feature a number (some negative, one with missing values); a numeric protected attribute."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, 5))
@@ -62,7 +64,7 @@ def numeric_only(rows: int = 600, seed: int = 1) -> DataSet:
     return DataSet("numeric-only", "sensors.csv", answers, frame)
 
 
-def high_cardinality(rows: int = 800, seed: int = 2) -> DataSet:
+def high_cardinality(rows: int = 2000, seed: int = 2) -> DataSet:
     """A 45-value category, categories with missing cells, a text protected attribute."""
     rng = np.random.default_rng(seed)
     cities = [f"city_{i:02d}" for i in range(45)]
@@ -97,7 +99,7 @@ def high_cardinality(rows: int = 800, seed: int = 2) -> DataSet:
     return DataSet("high-cardinality", "churn.csv", answers, frame)
 
 
-def integer_target(rows: int = 600, seed: int = 3) -> DataSet:
+def integer_target(rows: int = 2000, seed: int = 3) -> DataSet:
     """The target is 0/1 integers and the positive label is 1."""
     rng = np.random.default_rng(seed)
     income = np.round(rng.lognormal(10, 0.5, size=rows), 0)
@@ -119,7 +121,7 @@ def integer_target(rows: int = 600, seed: int = 3) -> DataSet:
     return DataSet("integer-target", "loans.csv", answers, frame)
 
 
-def parquet_input(rows: int = 600, seed: int = 4) -> DataSet:
+def parquet_input(rows: int = 2000, seed: int = 4) -> DataSet:
     """The data arrives as Parquet."""
     rng = np.random.default_rng(seed)
     visits = rng.poisson(4, size=rows)
@@ -147,7 +149,7 @@ def parquet_input(rows: int = 600, seed: int = 4) -> DataSet:
     return DataSet("parquet", "offers.parquet", answers, frame)
 
 
-def unfair(rows: int = 1000, seed: int = 5) -> DataSet:
+def unfair(rows: int = 2000, seed: int = 5) -> DataSet:
     """The outcome follows a protected group through a proxy: the gate must refuse the first model.
 
     A hyphenated project name, a positive label with symbols and two protected attributes."""
