@@ -291,7 +291,8 @@ def test_retarget_cli_renames_and_reaims_a_project(tmp_path):
     assert params["data"]["path"] == "data/raw/churn.csv" and (project / "data/raw/churn.csv").is_file()
     assert not (project / "data/raw/german_credit.csv").exists()
     assert params["evaluation"]["slices"] == []
-    assert "german_credit_scoring" not in (project / "src/churn_risk/ingest.py").read_text()
+    sources = list((project / "src/churn_risk").rglob("*.py"))
+    assert sources and not [s for s in sources if "german_credit_scoring" in s.read_text()]
     features = yaml.safe_load((project / "features/features.yaml").read_text())["features"]
     assert {f["name"] for f in features} == set(data.read_text().splitlines()[0].split(",")) - {"churned"}
     assert "@globex/data" in (project / ".github/CODEOWNERS").read_text()
