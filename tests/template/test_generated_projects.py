@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -70,18 +71,27 @@ def uv_env(project: Path) -> dict[str, str] | None:
     return env
 
 
-def bootstrap(project: Path, env: dict[str, str], *args: str, timeout: int = 1200):
+def bootstrap(project: Path, env: dict[str, str], *args: str, timeout: int = 1800):
+    """`python3 bootstrap.py ARGS` in the project; on timeout its whole process group is stopped (no
+    orphaned pytest or dvc keeps running)."""
     started = time.perf_counter()
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "bootstrap.py", *args],
         cwd=project,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"bootstrap.py {' '.join(args)} took over {timeout}s:\n{stdout[-3000:]}{stderr[-2000:]}")
     TIMINGS.setdefault(project.name, {})[args[0]] = round(time.perf_counter() - started, 1)
-    return done
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def generate(template: Path, key: str, work: Path) -> Path:
