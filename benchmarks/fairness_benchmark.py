@@ -24,7 +24,7 @@ def synthetic(rows: int, group_counts: list[int], seed: int = 0) -> pd.DataFrame
 
 
 def ours(frame: pd.DataFrame, attributes: list[str]) -> dict:
-    from german_credit_scoring.fairness import fairness_report
+    from german_credit_scoring.lifecycle.fairness import fairness_report
 
     return fairness_report(frame, attributes)
 

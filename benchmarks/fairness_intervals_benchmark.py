@@ -28,7 +28,7 @@ def synthetic(rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def ours(frame: pd.DataFrame, samples: int):
-    from german_credit_scoring.fairness import attribute_fairness
+    from german_credit_scoring.lifecycle.fairness import attribute_fairness
     from german_credit_scoring.settings import FairnessSettings
 
     result = attribute_fairness(

@@ -41,11 +41,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     args = parser.parse_args()
 
-    from german_credit_scoring import gate
     from german_credit_scoring.contract import load_features
     from german_credit_scoring.data import model_frame, positive_indicator, read_table
+    from german_credit_scoring.lifecycle import gate
+    from german_credit_scoring.lifecycle.transform import build_pipeline
     from german_credit_scoring.settings import load_settings
-    from german_credit_scoring.transform import build_pipeline
 
     settings = load_settings()
     features = load_features(settings.features)

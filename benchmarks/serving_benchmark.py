@@ -48,8 +48,9 @@ def _model_dir(settings, features, scratch: Path) -> Path:
             return ROOT / candidate
     import joblib
 
-    from german_credit_scoring import data, transform
-    from german_credit_scoring.ingest import ingest
+    from german_credit_scoring import data
+    from german_credit_scoring.lifecycle import transform
+    from german_credit_scoring.lifecycle.ingest import ingest
 
     split = ingest(settings, features)
     include = settings.data.use_protected_as_features
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     from german_credit_scoring import data
     from german_credit_scoring.contract import load_features
     from german_credit_scoring.data import read_table
-    from german_credit_scoring.scoring import load_scorer
+    from german_credit_scoring.lifecycle.scoring import load_scorer
     from german_credit_scoring.settings import load_settings
 
     settings = load_settings()
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 str(BIN / "python"),
                 "-c",
-                "import sys; from german_credit_scoring.packaging import import_model; "
+                "import sys; from german_credit_scoring.lifecycle.packaging import import_model; "
                 "print(import_model(sys.argv[1], sys.argv[2], sys.argv[3]).tag)",
                 str(model_dir),
                 settings.project.slug,

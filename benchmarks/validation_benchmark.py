@@ -17,8 +17,8 @@ import pandas as pd
 
 from german_credit_scoring import paths
 from german_credit_scoring.contract import load_features
+from german_credit_scoring.lifecycle.validation import load_suite, validate_frame
 from german_credit_scoring.settings import load_settings
-from german_credit_scoring.validation import load_suite, validate_frame
 
 
 def synthetic_frame(sample: pd.DataFrame, rows: int, numeric: list[str], seed: int = 0) -> pd.DataFrame:

@@ -7,7 +7,8 @@ from german_credit_scoring import io, paths
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import model_frame, positive_indicator, read_table
 from german_credit_scoring.errors import DataError
-from german_credit_scoring.evaluation import (
+from german_credit_scoring.explain.global_importance import explain_model, importance_plot
+from german_credit_scoring.lifecycle.evaluation import (
     bar,
     binary_metrics,
     calibration_points,
@@ -16,8 +17,7 @@ from german_credit_scoring.evaluation import (
     roc_points,
     sliced_metrics,
 )
-from german_credit_scoring.explain.global_importance import explain_model, importance_plot
-from german_credit_scoring.featurize import GROUP_PREFIX
+from german_credit_scoring.lifecycle.featurize import GROUP_PREFIX
 from german_credit_scoring.markdown import render
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import entry

@@ -8,7 +8,12 @@ from german_credit_scoring import io, paths
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import read_table
 from german_credit_scoring.explain.proxy import proxy_analysis
-from german_credit_scoring.fairness import GROUP_PREFIX, attach_proxy, fairness_report, render_markdown
+from german_credit_scoring.lifecycle.fairness import (
+    GROUP_PREFIX,
+    attach_proxy,
+    fairness_report,
+    render_markdown,
+)
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import entry
 

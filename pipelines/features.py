@@ -5,7 +5,7 @@ import joblib
 from german_credit_scoring import io, paths
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import read_table
-from german_credit_scoring.featurize import feature_table, fit_transformer, render_markdown
+from german_credit_scoring.lifecycle.featurize import feature_table, fit_transformer, render_markdown
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import entry
 

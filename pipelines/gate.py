@@ -4,17 +4,18 @@ import logging
 
 import joblib
 
-from german_credit_scoring import gate, io, paths, runs
+from german_credit_scoring import io, paths, runs
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import model_frame, read_table
 from german_credit_scoring.errors import DataError
 from german_credit_scoring.governance.card import write_card
 from german_credit_scoring.governance.policy import load_tiers
 from german_credit_scoring.governance.production import in_production
+from german_credit_scoring.lifecycle import gate
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import CheckFailed, entry
 
-log = logging.getLogger("german_credit_scoring.gate")
+log = logging.getLogger("german_credit_scoring.lifecycle.gate")
 LATENCY_ROWS = 200
 
 

@@ -2,7 +2,7 @@
 
 from german_credit_scoring import io, paths
 from german_credit_scoring.contract import load_features
-from german_credit_scoring.ingest import ingest
+from german_credit_scoring.lifecycle.ingest import ingest
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import entry
 

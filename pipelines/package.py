@@ -2,7 +2,8 @@
 
 import logging
 
-from german_credit_scoring import io, packaging, paths
+from german_credit_scoring import io, paths
+from german_credit_scoring.lifecycle import packaging
 from german_credit_scoring.stage import entry
 
 log = logging.getLogger("german_credit_scoring.package")

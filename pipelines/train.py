@@ -5,11 +5,8 @@ import joblib
 from german_credit_scoring import io, paths, runs
 from german_credit_scoring.contract import load_features
 from german_credit_scoring.data import read_table
-from german_credit_scoring.markdown import render
-from german_credit_scoring.settings import load_settings
-from german_credit_scoring.stage import entry
-from german_credit_scoring.tracking import log_training_run
-from german_credit_scoring.training import (
+from german_credit_scoring.lifecycle.tracking import log_training_run
+from german_credit_scoring.lifecycle.training import (
     data_hashes,
     fit,
     git_state,
@@ -21,6 +18,9 @@ from german_credit_scoring.training import (
     train_metrics,
     training_data,
 )
+from german_credit_scoring.markdown import render
+from german_credit_scoring.settings import load_settings
+from german_credit_scoring.stage import entry
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ when a critical expectation failed, so no model is trained on data that breaks t
 
 from german_credit_scoring import io, paths
 from german_credit_scoring.data import read_table
+from german_credit_scoring.lifecycle.validation import render_markdown, validate_prepared
 from german_credit_scoring.settings import load_settings
 from german_credit_scoring.stage import CheckFailed, entry
-from german_credit_scoring.validation import render_markdown, validate_prepared
 
 
 def main() -> None:

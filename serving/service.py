@@ -9,7 +9,7 @@ Endpoints
 - ``GET /livez``, ``GET /readyz``, ``GET /metrics`` (Prometheus), ``GET /docs.json`` (OpenAPI):
   built into BentoML.
 
-Input contract: generated from ``features/features.yaml`` (german_credit_scoring.serving_contract).
+Input contract: generated from ``features/features.yaml`` (german_credit_scoring.lifecycle.serving_contract).
 BentoML validates the body before our code runs and answers 400 with one ``detail`` item per problem,
 each with its location (``["record", "<field>"]`` or ``["records", <index>, "<field>"]``).
 
@@ -67,16 +67,16 @@ except ImportError:  # pragma: no cover - exercised in the container image
 
 from german_credit_scoring.contract import load_features  # noqa: E402
 from german_credit_scoring.governance.lineage import require_verified  # noqa: E402
-from german_credit_scoring.packaging import MODEL_TAG_ENV  # noqa: E402
-from german_credit_scoring.prediction_log import PredictionLog, Redactor, utc_now  # noqa: E402
-from german_credit_scoring.scoring import Scores, load_scorer  # noqa: E402
-from german_credit_scoring.serving_contract import (  # noqa: E402
+from german_credit_scoring.lifecycle.packaging import MODEL_TAG_ENV  # noqa: E402
+from german_credit_scoring.lifecycle.scoring import Scores, load_scorer  # noqa: E402
+from german_credit_scoring.lifecycle.serving_contract import (  # noqa: E402
     as_columns,
     as_json,
     batch_type,
     build_record_model,
     field_attributes,
 )
+from german_credit_scoring.monitoring.prediction_log import PredictionLog, Redactor, utc_now  # noqa: E402
 from german_credit_scoring.settings import load_settings  # noqa: E402
 
 log = logging.getLogger("german_credit_scoring.serving")

@@ -16,14 +16,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "draft features.yaml and the GX suite from a data file",
     ),
     "report": (
-        "german_credit_scoring.reporting:report_cli",
+        "german_credit_scoring.gitops.reporting:report_cli",
         "assemble the stages' Markdown into the pull-request comment",
     ),
     "comment": (
-        "german_credit_scoring.github:comment_cli",
+        "german_credit_scoring.gitops.github:comment_cli",
         "create or update this workflow's pull-request comment",
     ),
-    "drift": ("german_credit_scoring.drift:drift_cli", "compare current data with the training reference"),
+    "drift": (
+        "german_credit_scoring.monitoring.drift:drift_cli",
+        "compare current data with the training reference",
+    ),
     "score": (
         "german_credit_scoring.explain.batch:score_cli",
         "score a data file with the approved model, each record with its reasons",
@@ -57,11 +60,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dataset append: newly labelled rows as a new DVC-tracked dataset version",
     ),
     "simulate-drift": (
-        "german_credit_scoring.simulate:simulate_cli",
+        "german_credit_scoring.monitoring.simulate:simulate_cli",
         "write a current batch with a chosen kind of drift",
     ),
     "retrain-pr": (
-        "german_credit_scoring.github:retrain_pr_cli",
+        "german_credit_scoring.gitops.github:retrain_pr_cli",
         "open or update the single retraining pull request",
     ),
     "codeowners": (
@@ -120,7 +123,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "score production's model beside the candidate and mitigated variants on the same test rows",
     ),
     "register": (
-        "german_credit_scoring.tracking:register_cli",
+        "german_credit_scoring.lifecycle.tracking:register_cli",
         "register the approved model in MLflow with alias challenger",
     ),
     "gate-summary": (

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from german_credit_scoring.github import marker_for
 from german_credit_scoring.gitops import handover, lock
+from german_credit_scoring.gitops.github import marker_for
 from tests.act.harness import ACT, Act, job_results
 from tests.e2e.helpers import ROOT, dvc, git, relax_gate
 
@@ -256,7 +256,7 @@ def production_traffic(act: Act, rows: int = 600) -> tuple[str, str]:
 
     from german_credit_scoring.contract import load_features
     from german_credit_scoring.data import model_frame
-    from german_credit_scoring.prediction_log import PredictionLog, make_rows
+    from german_credit_scoring.monitoring.prediction_log import PredictionLog, make_rows
     from german_credit_scoring.settings import load_settings
     from tests.e2e.helpers import project_env, run
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def split(settings, features, sample_frame):
-    from german_credit_scoring.ingest import prepare
+    from german_credit_scoring.lifecycle.ingest import prepare
 
     return prepare(sample_frame, settings, features, "sample")
 

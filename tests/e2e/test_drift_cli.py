@@ -43,8 +43,8 @@ def model(project):
     """A candidate model as training writes it: one fitted scikit-learn pipeline."""
     from german_credit_scoring.contract import load_features
     from german_credit_scoring.data import model_frame
+    from german_credit_scoring.lifecycle.transform import build_pipeline
     from german_credit_scoring.settings import load_settings
-    from german_credit_scoring.transform import build_pipeline
 
     settings = load_settings(project / "params.yaml")
     features = load_features(project / settings.features)

@@ -57,7 +57,7 @@ def test_shifted_production_traffic_reaches_the_check_and_its_outcomes_the_trigg
 
     # the window: version e2e-1's rows against the reference it was trained on (its lineage)
     reference = tmp_path / "reference.parquet"
-    from german_credit_scoring.ingest import ingest
+    from german_credit_scoring.lifecycle.ingest import ingest
 
     ingest(settings, features).train.to_parquet(reference, index=False)
     entry = lineage_mod.VersionLineage(reference_md5=lineage_mod.md5_of(reference), packaged_at="2026-01-01")

@@ -17,10 +17,11 @@ import httpx
 import joblib
 import pytest
 
-from german_credit_scoring import data, transform
+from german_credit_scoring import data
 from german_credit_scoring.contract import load_features
-from german_credit_scoring.ingest import ingest
-from german_credit_scoring.prediction_log import read_prediction_log
+from german_credit_scoring.lifecycle import transform
+from german_credit_scoring.lifecycle.ingest import ingest
+from german_credit_scoring.monitoring.prediction_log import read_prediction_log
 
 from .helpers import ROOT, VENV_BIN, copy_project
 
@@ -84,7 +85,7 @@ def served(tmp_path_factory, settings):
         [
             str(VENV_BIN / "python"),
             "-c",
-            "import json, sys; from german_credit_scoring.packaging import import_model; "
+            "import json, sys; from german_credit_scoring.lifecycle.packaging import import_model; "
             "print(import_model(sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])).tag)",
             str(work / "model"),
             settings.project.slug,
@@ -314,7 +315,7 @@ def test_every_answer_is_in_the_prediction_log(served):
 
 
 def test_drift_check_reads_the_service_log_as_current_data(served, settings, features):
-    from german_credit_scoring.drift import PROBABILITY, read_current
+    from german_credit_scoring.monitoring.drift import PROBABILITY, read_current
 
     # given the log the running service wrote, when the drift checker reads it as its current data
     current, files = read_current(served["log_dir"], settings.data.target)
@@ -414,7 +415,7 @@ def test_a_model_without_an_exact_explainer_is_served_with_decisions(tmp_path, s
         "BENTOML_DO_NOT_TRACK": "true",
         "PREDICTION_LOG": str(tmp_path / "predictions"),
     }
-    code = "import sys; from german_credit_scoring.packaging import import_model; "
+    code = "import sys; from german_credit_scoring.lifecycle.packaging import import_model; "
     code += "print(import_model(sys.argv[1], sys.argv[2], sys.argv[3]).tag)"
     args = [
         str(VENV_BIN / "python"),

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from german_credit_scoring import data, transform
+from german_credit_scoring import data
 from german_credit_scoring.cli import COMMANDS
 from german_credit_scoring.explain.batch import score_cli
+from german_credit_scoring.lifecycle import transform
 
 
 @pytest.fixture(scope="module")

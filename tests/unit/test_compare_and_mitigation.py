@@ -13,13 +13,13 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from german_credit_scoring import gate
 from german_credit_scoring.contract import FeatureDefinition, FeatureSet, dump_features
 from german_credit_scoring.data import model_frame, positive_indicator
 from german_credit_scoring.explain import compare as cmp
 from german_credit_scoring.explain.mitigation import fit_servable, reweighing_weights
+from german_credit_scoring.lifecycle import gate
+from german_credit_scoring.lifecycle.transform import build_transformer
 from german_credit_scoring.settings import parse_settings
-from german_credit_scoring.transform import build_transformer
 
 TARGET, POSITIVE = "outcome", "default"
 FEATURES = FeatureSet(
@@ -239,7 +239,7 @@ def test_production_is_restored_from_the_dvc_cache_by_the_hash_in_mains_lock(tmp
 
 def test_training_applies_the_configured_mitigation(made, tmp_path):
     from german_credit_scoring.explain.mitigation import MixtureClassifier
-    from german_credit_scoring.training import fit
+    from german_credit_scoring.lifecycle.training import fit
 
     _, train, _ = made
     transformer = build_transformer(FEATURES).fit(model_frame(train, FEATURES))
@@ -265,7 +265,7 @@ def test_variants_without_protected_attributes_are_skipped_with_the_reason(made,
 
 
 def test_the_comparison_reaches_the_pull_request_comment_within_githubs_limit(made, tmp_path, monkeypatch):
-    from german_credit_scoring import reporting
+    from german_credit_scoring.gitops import reporting
 
     tmp, train, _ = made
     settings = settings_for(tmp)

@@ -12,7 +12,8 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, ks_2samp
 
 from german_credit_scoring.contract import FeatureDefinition, FeatureSet
-from german_credit_scoring.drift import (
+from german_credit_scoring.errors import DataError, SettingsError
+from german_credit_scoring.monitoring.drift import (
     PROBABILITY,
     Thresholds,
     check_drift,
@@ -29,7 +30,6 @@ from german_credit_scoring.drift import (
     render_markdown,
     sparkline,
 )
-from german_credit_scoring.errors import DataError, SettingsError
 from german_credit_scoring.settings import parse_settings
 
 THR = Thresholds(psi=0.2, ks=0.1, js=0.1, alpha=0.01)
@@ -37,7 +37,7 @@ THR = Thresholds(psi=0.2, ks=0.1, js=0.1, alpha=0.01)
 
 @pytest.fixture(scope="module")
 def split(settings, features, sample_frame):
-    from german_credit_scoring.ingest import prepare
+    from german_credit_scoring.lifecycle.ingest import prepare
 
     return prepare(sample_frame, settings, features, "sample")
 
@@ -258,7 +258,7 @@ def test_a_sensitive_feature_the_model_does_not_use_may_be_absent(split, feature
 @pytest.fixture(scope="module")
 def model(split, features, settings):
     from german_credit_scoring.data import model_frame
-    from german_credit_scoring.transform import build_pipeline
+    from german_credit_scoring.lifecycle.transform import build_pipeline
 
     pipeline = build_pipeline(
         features, settings.model.type, settings.model.hyperparameters, settings.model.seed
@@ -267,7 +267,7 @@ def model(split, features, settings):
 
 
 def test_concept_drift_is_detected_when_labels_are_present(split, features, settings, model):
-    from german_credit_scoring.simulate import simulate
+    from german_credit_scoring.monitoring.simulate import simulate
 
     target, positive = settings.data.target, settings.data.positive_label
     concept = simulate(split.test, "concept", features, target, positive, rows=20_000, seed=1).frame
@@ -363,7 +363,7 @@ def test_statistics_of_a_feature_set_without_the_sample_columns():
     features = FeatureSet(
         features=[FeatureDefinition(name="x", dtype="float"), FeatureDefinition(name="c", dtype="category")]
     )
-    from german_credit_scoring.drift import compare_features
+    from german_credit_scoring.monitoring.drift import compare_features
     from german_credit_scoring.settings import DriftSettings
 
     rng = np.random.default_rng(0)
@@ -375,7 +375,7 @@ def test_statistics_of_a_feature_set_without_the_sample_columns():
 
 def test_performance_against_the_training_rows_is_reported_not_judged(split, features, settings, model):
     # given no held-out baseline: the reference (training data) flatters the model
-    from german_credit_scoring.simulate import simulate
+    from german_credit_scoring.monitoring.simulate import simulate
 
     target, positive = settings.data.target, settings.data.positive_label
     concept = simulate(split.test, "concept", features, target, positive, rows=20_000, seed=1).frame
@@ -526,7 +526,7 @@ def test_false_alarm_rate_of_the_whole_check_is_at_most_alpha(sample_frame, feat
 
 
 def test_simulated_covariate_shift_is_still_caught_after_correction(sample_frame, features, settings):
-    from german_credit_scoring.simulate import simulate
+    from german_credit_scoring.monitoring.simulate import simulate
 
     target, positive = settings.data.target, settings.data.positive_label
     caught = []
@@ -574,7 +574,7 @@ def test_mlops_drift_imports_no_pandas_scipy_or_sklearn(tmp_path, root, split, s
     split.test.to_parquet(tmp_path / "current.parquet", index=False)
     script = (
         "import sys\n"
-        "from german_credit_scoring.drift import drift_cli\n"
+        "from german_credit_scoring.monitoring.drift import drift_cli\n"
         f"code = drift_cli(['--reference', {str(tmp_path / 'reference.parquet')!r}, '--current', "
         f"{str(tmp_path / 'current.parquet')!r}, '--no-model', '--json', {str(tmp_path / 'd.json')!r}, "
         f"'--markdown', {str(tmp_path / 'd.md')!r}])\n"

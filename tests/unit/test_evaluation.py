@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from german_credit_scoring.evaluation import (
+from german_credit_scoring.lifecycle.evaluation import (
     bar,
     binary_metrics,
     calibration_points,

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from german_credit_scoring import data, transform
+from german_credit_scoring import data
 from german_credit_scoring.explain.contributions import (
     ExplanationUnavailable,
     PipelineExplainer,
@@ -18,7 +18,8 @@ from german_credit_scoring.explain.contributions import (
     leaf_shapley,
 )
 from german_credit_scoring.explain.reasons import ReasonCodes, phrase
-from german_credit_scoring.scoring import Scorer
+from german_credit_scoring.lifecycle import transform
+from german_credit_scoring.lifecycle.scoring import Scorer
 
 MODEL_TYPES = ["logistic_regression", "hist_gradient_boosting"]
 

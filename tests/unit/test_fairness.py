@@ -19,7 +19,7 @@ from fairlearn.metrics import (
 )
 
 from german_credit_scoring.errors import DataError
-from german_credit_scoring.fairness import (
+from german_credit_scoring.lifecycle.fairness import (
     GROUP_PREFIX,
     SUMMARY_METRICS,
     attribute_fairness,

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from german_credit_scoring import gate
 from german_credit_scoring.contract import FeatureDefinition, FeatureSet
 from german_credit_scoring.explain.proxy import proxy_analysis
-from german_credit_scoring.fairness import (
+from german_credit_scoring.lifecycle import gate
+from german_credit_scoring.lifecycle.fairness import (
     CALIBRATION_METRIC,
     attribute_fairness,
     group_calibration,

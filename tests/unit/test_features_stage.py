@@ -12,8 +12,13 @@ import pytest
 from german_credit_scoring import paths
 from german_credit_scoring.data import model_frame
 from german_credit_scoring.errors import DataError
-from german_credit_scoring.featurize import GROUP_PREFIX, feature_table, fit_transformer, group_column
-from german_credit_scoring.ingest import prepare
+from german_credit_scoring.lifecycle.featurize import (
+    GROUP_PREFIX,
+    feature_table,
+    fit_transformer,
+    group_column,
+)
+from german_credit_scoring.lifecycle.ingest import prepare
 
 
 @pytest.fixture(scope="module")

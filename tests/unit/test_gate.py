@@ -12,8 +12,8 @@ import joblib
 import pytest
 import yaml
 
-from german_credit_scoring import gate
-from german_credit_scoring.gate import GateError
+from german_credit_scoring.lifecycle import gate
+from german_credit_scoring.lifecycle.gate import GateError
 from german_credit_scoring.settings import GateSettings
 from german_credit_scoring.stage import CheckFailed
 
@@ -361,7 +361,7 @@ def load_stage():
 def project(tmp_path, monkeypatch, settings, features, sample_frame):
     """A project directory with a real candidate pipeline, metrics and a committed production baseline."""
     from german_credit_scoring.data import model_frame, positive_indicator
-    from german_credit_scoring.transform import build_pipeline
+    from german_credit_scoring.lifecycle.transform import build_pipeline
 
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(ROOT / "governance", tmp_path / "governance")
@@ -417,7 +417,7 @@ def test_passing_gate_promotes_the_candidate(project):
     assert latency["passed"] and latency["value"] is None  # the figure is a run fact, not a DVC output
     figures = json.loads((project / "runs/gate.json").read_text())["facts"]["latency"]
     assert 0 < figures["cpu_p95_ms"] < 50 and figures["records"] == 60 and figures["wall_p95_ms"] > 0
-    from german_credit_scoring.reporting import run_facts
+    from german_credit_scoring.gitops.reporting import run_facts
 
     shown = run_facts("gate")  # the figure reaches the gate's section of the pull-request comment
     assert f"latency p95 {figures['cpu_p95_ms']:.2f} ms CPU per record" in shown and "best of 5" in shown

@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 
-from german_credit_scoring import github
-from german_credit_scoring.github import COMMENT_LIMIT, comment_cli, retrain_pr_cli
+from german_credit_scoring.gitops import github
+from german_credit_scoring.gitops.github import COMMENT_LIMIT, comment_cli, retrain_pr_cli
 
 OWNER_REPO = "acme/credit"
 

@@ -219,7 +219,7 @@ def test_a_missing_release_is_a_clear_error(tmp_path):
 
 def test_production_model_comes_from_the_release_main_shipped(tmp_path):
     """The comparison's production model: what the newest successful main.yml run shipped."""
-    from german_credit_scoring.github import GitHub
+    from german_credit_scoring.gitops.github import GitHub
     from tests.act.harness import ActGitHub, serve
 
     release_dir, _ = make_release(tmp_path)

@@ -10,8 +10,8 @@ import pytest
 from german_credit_scoring.contract import FeatureDefinition, FeatureSet
 from german_credit_scoring.data import model_frame
 from german_credit_scoring.explain.global_importance import ExplainReport, explain_model, importance_plot
+from german_credit_scoring.lifecycle.transform import build_pipeline
 from german_credit_scoring.settings import CostMatrix
-from german_credit_scoring.transform import build_pipeline
 
 FEATURES = FeatureSet(
     features=[

@@ -74,7 +74,7 @@ def test_each_area_is_reviewed_by_its_team(path, role):
 
 def test_policy_code_and_codeowners_need_model_risk():
     text = CODEOWNERS.read_text(encoding="utf-8")
-    for path in ["src/german_credit_scoring/gate.py", ".github/CODEOWNERS"]:
+    for path in ["src/german_credit_scoring/lifecycle/gate.py", ".github/CODEOWNERS"]:
         assert teams()["model_risk"] in owners_of(path, text)
 
 
@@ -210,14 +210,14 @@ def test_a_two_owner_codeowners_line_alone_lets_either_team_approve():
     # the hole the ruleset closes: with code-owner review only, platform alone approves the gate code
     _, codeowners, by_id = rules_for("high")
     bare = {"rules": [{"type": "pull_request", "parameters": {"require_code_owner_review": True}}]}
-    gate_code = ["src/german_credit_scoring/gate.py"]
+    gate_code = ["src/german_credit_scoring/lifecycle/gate.py"]
     assert policy.merge_blockers(gate_code, members("platform"), bare, codeowners, by_id) == []
     assert policy.merge_blockers(gate_code, members("model_risk"), bare, codeowners, by_id) == []
 
 
 @pytest.mark.parametrize(
     "path",
-    ["pipelines/gate.py", "src/german_credit_scoring/gate.py", "src/german_credit_scoring/governance/policy.py",
+    ["pipelines/gate.py", "src/german_credit_scoring/lifecycle/gate.py", "src/german_credit_scoring/governance/policy.py",
      ".github/workflows/gate.yml"],
 )  # fmt: skip
 def test_high_tier_gate_code_needs_model_risk_and_platform(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from german_credit_scoring.ingest import prepare
+from german_credit_scoring.lifecycle.ingest import prepare
 
 
 def test_sample_is_split_by_settings(settings, features, sample_frame):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from german_credit_scoring.errors import DataError
-from german_credit_scoring.ingest import prepare
+from german_credit_scoring.lifecycle.ingest import prepare
 from german_credit_scoring.settings import SettingsError, parse_settings
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from german_credit_scoring.errors import DataError
-from german_credit_scoring.ingest import ingest
+from german_credit_scoring.lifecycle.ingest import ingest
 from german_credit_scoring.monitoring.dataset import (
     append,
     dataset_cli,
@@ -21,8 +21,8 @@ from german_credit_scoring.monitoring.dataset import (
     read_dataset,
 )
 from german_credit_scoring.monitoring.labels import ingest_labels
+from german_credit_scoring.monitoring.prediction_log import PredictionLog, make_rows
 from german_credit_scoring.monitoring.store import Store, ship
-from german_credit_scoring.prediction_log import PredictionLog, make_rows
 from german_credit_scoring.settings import load_settings, parse_settings
 
 DVC = str(Path(sys.executable).parent / "dvc")

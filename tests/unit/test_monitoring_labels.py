@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from german_credit_scoring.monitoring.labels import auc, bootstrap, ingest_labels, render_markdown, wilson
+from german_credit_scoring.monitoring.prediction_log import PredictionLog, make_rows
 from german_credit_scoring.monitoring.store import Store, ship
-from german_credit_scoring.prediction_log import PredictionLog, make_rows
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
@@ -152,7 +152,7 @@ def test_outcomes_keyed_by_an_identifying_entity_join_its_hashed_log(
     tmp_path, settings, classes, monkeypatch
 ):
     from german_credit_scoring.contract import FeatureDefinition, FeatureSet
-    from german_credit_scoring.prediction_log import Redactor
+    from german_credit_scoring.monitoring.prediction_log import Redactor
 
     key = "customer_no"
     contract = FeatureSet(features=[FeatureDefinition(name=key, dtype="category", identifying=True)])

@@ -13,8 +13,13 @@ from german_credit_scoring.errors import DataError
 from german_credit_scoring.monitoring import lineage as lineage_mod
 from german_credit_scoring.monitoring import window
 from german_credit_scoring.monitoring.commands import EXIT_BAD_INPUT, EXIT_CRASH, drift_check_cli
+from german_credit_scoring.monitoring.prediction_log import (
+    PredictionLog,
+    Redactor,
+    make_rows,
+    read_prediction_log,
+)
 from german_credit_scoring.monitoring.store import PREDICTIONS, Store, prune, read_window, ship
-from german_credit_scoring.prediction_log import PredictionLog, Redactor, make_rows, read_prediction_log
 
 TODAY = date(2026, 3, 10)
 

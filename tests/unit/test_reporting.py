@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from german_credit_scoring import reporting
-from german_credit_scoring.fairness import fairness_report
-from german_credit_scoring.fairness import render_markdown as fairness_md
-from german_credit_scoring.gate import evaluate_gate
-from german_credit_scoring.gate import render_markdown as gate_md
+from german_credit_scoring.gitops import reporting
+from german_credit_scoring.lifecycle.fairness import fairness_report
+from german_credit_scoring.lifecycle.fairness import render_markdown as fairness_md
+from german_credit_scoring.lifecycle.gate import evaluate_gate
+from german_credit_scoring.lifecycle.gate import render_markdown as gate_md
 from german_credit_scoring.settings import GateSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +252,7 @@ def test_metrics_diff_runs_dvc_against_the_ref(workspace):
     [("drift", "⚠️ drift detected"), ("no_drift", "✅ no drift"), ("insufficient_data", "⏸️ not enough data")],
 )
 def test_drift_verdict_reaches_the_summary_table(tmp_path, verdict, cell):
-    from german_credit_scoring.reporting import _json_verdict
+    from german_credit_scoring.gitops.reporting import _json_verdict
 
     path = tmp_path / "drift.json"
     path.write_text(json.dumps({"verdict": verdict, "features": []}))

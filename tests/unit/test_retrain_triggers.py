@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from german_credit_scoring.github import ConfigurationError, retrain_body, retrain_decision
+from german_credit_scoring.gitops.github import ConfigurationError, retrain_body, retrain_decision
 from german_credit_scoring.monitoring.triggers import evaluate
 from german_credit_scoring.settings import TriggerSettings
 

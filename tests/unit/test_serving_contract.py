@@ -11,9 +11,8 @@ import pytest
 import yaml
 
 from german_credit_scoring.contract import load_features
-from german_credit_scoring.prediction_log import PredictionLog, make_rows, read_prediction_log
-from german_credit_scoring.scoring import Scorer, negative_label
-from german_credit_scoring.serving_contract import (
+from german_credit_scoring.lifecycle.scoring import Scorer, negative_label
+from german_credit_scoring.lifecycle.serving_contract import (
     as_columns,
     as_feature_dict,
     as_json,
@@ -22,6 +21,7 @@ from german_credit_scoring.serving_contract import (
     validate_batch,
     validate_record,
 )
+from german_credit_scoring.monitoring.prediction_log import PredictionLog, make_rows, read_prediction_log
 
 SYNTHETIC = {
     "features": [

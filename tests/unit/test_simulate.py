@@ -7,14 +7,14 @@ import json
 import pandas as pd
 import pytest
 
-from german_credit_scoring.drift import check_drift, read_current
 from german_credit_scoring.errors import DataError, SettingsError
-from german_credit_scoring.simulate import KINDS, simulate, to_log_records
+from german_credit_scoring.monitoring.drift import check_drift, read_current
+from german_credit_scoring.monitoring.simulate import KINDS, simulate, to_log_records
 
 
 @pytest.fixture(scope="module")
 def split(settings, features, sample_frame):
-    from german_credit_scoring.ingest import prepare
+    from german_credit_scoring.lifecycle.ingest import prepare
 
     return prepare(sample_frame, settings, features, "sample")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from german_credit_scoring import tracking
+from german_credit_scoring.lifecycle import tracking
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from sklearn.pipeline import Pipeline
 
 from german_credit_scoring.data import assign_split, cast_to_contract
 from german_credit_scoring.errors import DataError
-from german_credit_scoring.featurize import fit_transformer
-from german_credit_scoring.settings import parse_settings
-from german_credit_scoring.training import (
+from german_credit_scoring.lifecycle.featurize import fit_transformer
+from german_credit_scoring.lifecycle.training import (
     data_hashes,
     fit,
     git_state,
@@ -25,7 +24,8 @@ from german_credit_scoring.training import (
     train_metrics,
     training_data,
 )
-from german_credit_scoring.transform import build_estimator
+from german_credit_scoring.lifecycle.transform import build_estimator
+from german_credit_scoring.settings import parse_settings
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 from german_credit_scoring import paths
 from german_credit_scoring.data import cast_to_contract
 from german_credit_scoring.errors import ContractError
+from german_credit_scoring.lifecycle.validation import load_suite, render_markdown, validate_frame
 from german_credit_scoring.stage import CheckFailed
-from german_credit_scoring.validation import load_suite, render_markdown, validate_frame
 
 SOURCE = "data/raw/incoming.csv"
 ENGINES = ["gx", "pandas"]
@@ -221,7 +221,7 @@ def test_stage_writes_reports_and_passes(project, root, settings):
     main()
     result = json.loads(paths.VALIDATION_RESULT.read_text())
     assert result["success"] and result["source"] == str(settings.data.path)
-    from german_credit_scoring.validation import choose_engine
+    from german_credit_scoring.lifecycle.validation import choose_engine
 
     expected_engine = choose_engine(
         settings.validation.engine, result["rows"], settings.validation.gx_max_rows
@@ -251,7 +251,7 @@ def test_text_numbers_in_an_object_column_are_not_numbers(typed, suite, columns)
 
 
 def test_auto_engine_keeps_gx_until_it_gets_slow():
-    from german_credit_scoring.validation import choose_engine
+    from german_credit_scoring.lifecycle.validation import choose_engine
 
     assert choose_engine("auto", 1_000, 250_000) == "gx"
     assert choose_engine("auto", 1_000_000, 250_000) == "pandas"

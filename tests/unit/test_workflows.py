@@ -177,7 +177,7 @@ def test_every_mlops_command_a_workflow_runs_exists():
 
 def test_every_dvc_repro_and_report_stage_exists():
     stages = set(dvc_stages())
-    from german_credit_scoring.reporting import STAGE_ORDER
+    from german_credit_scoring.gitops.reporting import STAGE_ORDER
 
     named, sections = [], []
     for path, script in run_scripts():

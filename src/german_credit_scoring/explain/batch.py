@@ -41,8 +41,8 @@ def score_file(
     from german_credit_scoring import io
     from german_credit_scoring.data import read_table
     from german_credit_scoring.errors import DataError
-    from german_credit_scoring.scoring import load_scorer
-    from german_credit_scoring.serving_contract import (
+    from german_credit_scoring.lifecycle.scoring import load_scorer
+    from german_credit_scoring.lifecycle.serving_contract import (
         as_columns,
         build_record_model,
         describe_errors,

@@ -166,13 +166,13 @@ def column_of(
     servable: bool = True,
     note: str = "",
 ) -> ModelColumn:
-    from german_credit_scoring.evaluation import binary_metrics, calibration_points, sliced_metrics
-    from german_credit_scoring.fairness import CALIBRATION_METRIC, SUMMARY_METRICS, fairness_report
+    from german_credit_scoring.lifecycle.evaluation import binary_metrics, calibration_points, sliced_metrics
+    from german_credit_scoring.lifecycle.fairness import CALIBRATION_METRIC, SUMMARY_METRICS, fairness_report
 
     cost = settings.evaluation.cost
     overall = binary_metrics(labels, scores, threshold, cost)
     if not np.array_equal(decisions, (scores >= threshold).astype(int)):  # post-processing decided
-        from german_credit_scoring.evaluation import _ratio, confusion
+        from german_credit_scoring.lifecycle.evaluation import _ratio, confusion
 
         counts = confusion(labels, decisions)
         tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
@@ -307,7 +307,7 @@ def compare(
     regression: list[dict[str, Any]] = []
     production_column = next((c for c in columns if c.role == "production"), None)
     if production_column is not None and settings.gate.max_regression:
-        from german_credit_scoring.gate import regression_checks
+        from german_credit_scoring.lifecycle.gate import regression_checks
 
         regression = [
             check.to_dict()
@@ -344,7 +344,7 @@ def change(metric: str, candidate: Any, production: Any) -> str:
 
 
 def render_markdown(comparison: Comparison) -> str:
-    from german_credit_scoring.fairness import CALIBRATION_METRIC, SUMMARY_METRICS
+    from german_credit_scoring.lifecycle.fairness import CALIBRATION_METRIC, SUMMARY_METRICS
     from german_credit_scoring.markdown import render
 
     return render(

@@ -41,8 +41,8 @@ from sklearn.pipeline import Pipeline
 from german_credit_scoring.contract import FeatureSet
 from german_credit_scoring.data import model_frame, positive_indicator
 from german_credit_scoring.errors import DataError
+from german_credit_scoring.lifecycle.transform import build_estimator
 from german_credit_scoring.settings import Settings
-from german_credit_scoring.transform import build_estimator
 
 GROUP_PREFIX = "group__"
 SERVABLE = frozenset({"none", "reweighing", "exponentiated_gradient"})

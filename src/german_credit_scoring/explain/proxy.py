@@ -36,7 +36,7 @@ def _out_of_fold(inputs: pd.DataFrame, labels: np.ndarray, features: FeatureSet,
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import Pipeline
 
-    from german_credit_scoring.transform import build_transformer
+    from german_credit_scoring.lifecycle.transform import build_transformer
 
     pipeline = Pipeline(
         [("transform", build_transformer(features)), ("model", LogisticRegression(max_iter=1000))]

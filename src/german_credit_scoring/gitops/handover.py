@@ -345,7 +345,7 @@ def handover_cli(argv: list[str]) -> int:
                 f"packed {release.bento} (model {release.model_version}, sha256 {release.model_sha256[:12]})"
             )
         elif args.command == "fetch":
-            from german_credit_scoring.github import GitHub
+            from german_credit_scoring.gitops.github import GitHub
 
             if not args.commit:
                 raise HandoverError("no commit: pass --commit or set GITHUB_SHA")
@@ -353,7 +353,7 @@ def handover_cli(argv: list[str]) -> int:
             release = verify(args.out)
             print(f"verified: the model is byte for byte the one dvc.lock pins ({release.approved_md5})")
         elif args.command == "production":
-            from german_credit_scoring.github import GitHub
+            from german_credit_scoring.gitops.github import GitHub
 
             reason = production_model(GitHub.from_env(), args.out, args.branch)
             if reason:
@@ -378,7 +378,7 @@ def handover_cli(argv: list[str]) -> int:
         print(f"mlops handover {args.command}: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # API and file errors: one clear line
-        from german_credit_scoring.github import ConfigurationError, GitHubError
+        from german_credit_scoring.gitops.github import ConfigurationError, GitHubError
 
         if isinstance(error, GitHubError | ConfigurationError | OSError | KeyError | ValueError):
             print(f"mlops handover {args.command}: {error}", file=sys.stderr)

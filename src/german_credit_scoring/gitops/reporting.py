@@ -304,7 +304,7 @@ def run_facts(stage: str, runs_dir: Path | None = None) -> str:
         link = f"[{run_id}]({mlflow['run_url']})" if mlflow.get("run_url") else run_id
         parts.append(f"MLflow run {link} in experiment `{mlflow.get('experiment', '')}`")
     if record.facts.get("latency"):  # the gate's measurement: the verdict is in metrics/gate.json
-        from german_credit_scoring.gate import latency_note
+        from german_credit_scoring.lifecycle.gate import latency_note
 
         parts.append(latency_note(record.facts["latency"]))
     return f"<sub>Run: {'; '.join(parts)}.</sub>" if parts else ""

@@ -123,7 +123,7 @@ def take_lock_cli(argv: list[str]) -> int:
 
 
 def _download(args) -> bytes:
-    from german_credit_scoring.github import GitHub, GitHubError
+    from german_credit_scoring.gitops.github import GitHub, GitHubError
 
     commit = (
         args.commit

@@ -115,7 +115,7 @@ def build_manifest(
             mlflow_run_id = (record.facts.get("mlflow") or {}).get("run_id")
     bento = json.loads(Path(bento_record).read_text(encoding="utf-8")) if Path(bento_record).is_file() else {}
     if not bento.get("bento") and meta.get("version"):  # the bento's version is the model's (packaging)
-        from german_credit_scoring.packaging import tag_version
+        from german_credit_scoring.lifecycle.packaging import tag_version
 
         slug = (yaml.safe_load(Path(params).read_text(encoding="utf-8")) or {}).get("project", {}).get("slug")
         bento = {"bento": f"{slug}:{tag_version(str(meta['version']))}"} if slug else {}

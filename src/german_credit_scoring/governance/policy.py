@@ -2,7 +2,7 @@
 
 One tier (``project.risk_tier`` in params.yaml) decides:
 
-* which gate check kinds are mandatory (see :mod:`german_credit_scoring.gate`);
+* which gate check kinds are mandatory (see :mod:`german_credit_scoring.lifecycle.gate`);
 * the branch ruleset's approval count and its *required reviewers by file pattern*
   (``governance/ruleset.json`` is generated from the tier, ``owners.yaml`` and the current ruleset);
 * whether a promotion needs a named approver from a role, and how often the model is reviewed.

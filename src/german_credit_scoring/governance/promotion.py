@@ -2,7 +2,7 @@
 
 * ``mlops promote --version V`` builds the new ``governance/production.yaml`` (``current`` becomes
   the version, the old entry goes onto ``history``) and opens the pull request that changes it,
-  through the GitHub REST API (the :mod:`german_credit_scoring.github` client). It refuses, naming
+  through the GitHub REST API (the :mod:`german_credit_scoring.gitops.github` client). It refuses, naming
   what is missing, when the gate result is for another version, failed, or skipped a check the
   risk tier makes mandatory, or when the model's digest cannot be established.
 * ``mlops rollback`` opens the pull request back to the newest ``history`` entry: exactly it.
@@ -32,7 +32,7 @@ import yaml
 
 from german_credit_scoring import io, paths
 from german_credit_scoring.errors import SettingsError
-from german_credit_scoring.github import ConfigurationError, GitHub, GitHubError
+from german_credit_scoring.gitops.github import ConfigurationError, GitHub, GitHubError
 from german_credit_scoring.governance import audit
 from german_credit_scoring.governance.deploy import KUSTOMIZATION, render_kustomization
 from german_credit_scoring.governance.lineage import sha256_file
@@ -554,7 +554,7 @@ def audit_record_cli(argv: list[str]) -> int:
 
 def move_champion(model_version: str, name: str) -> str:
     """Point the MLflow alias ``champion`` at the registry version of ``model_version`` (by its tag)."""
-    from german_credit_scoring.tracking import quiet_mlflow, tracking_uri
+    from german_credit_scoring.lifecycle.tracking import quiet_mlflow, tracking_uri
 
     quiet_mlflow()
     import mlflow

@@ -16,8 +16,8 @@ import pandas as pd
 from german_credit_scoring.contract import FeatureSet
 from german_credit_scoring.data import model_frame, protected_groups
 from german_credit_scoring.errors import DataError
+from german_credit_scoring.lifecycle.transform import build_transformer
 from german_credit_scoring.settings import Settings
-from german_credit_scoring.transform import build_transformer
 
 log = logging.getLogger(__name__)
 

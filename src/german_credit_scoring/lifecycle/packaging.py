@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from german_credit_scoring.errors import ProjectError
-from german_credit_scoring.scoring import META_FILE, MODEL_FILE, SERVING_FILE, negative_label, read_metadata
+from german_credit_scoring.lifecycle.scoring import (
+    META_FILE,
+    MODEL_FILE,
+    SERVING_FILE,
+    negative_label,
+    read_metadata,
+)
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from sklearn.pipeline import Pipeline
 from german_credit_scoring.contract import FeatureSet
 from german_credit_scoring.data import model_frame, positive_indicator
 from german_credit_scoring.errors import DataError
+from german_credit_scoring.lifecycle.transform import build_estimator
 from german_credit_scoring.settings import Settings
-from german_credit_scoring.transform import build_estimator
 
 
 def training_data(

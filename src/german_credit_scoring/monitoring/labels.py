@@ -515,7 +515,7 @@ def ingest_labels(
     now: datetime | None = None,
 ) -> PerformanceReport:
     """Validate and store the outcome files, then join every stored outcome with the logged predictions."""
-    from german_credit_scoring.prediction_log import Redactor
+    from german_credit_scoring.monitoring.prediction_log import Redactor
 
     now = now or datetime.now(UTC)
     redactor = Redactor.from_settings(features, settings.monitoring.store) if features is not None else None

@@ -245,7 +245,7 @@ def write_batch(
         probabilities = None
         version = "simulated"
         if model_path is not None:
-            from german_credit_scoring.drift import load_model, score
+            from german_credit_scoring.monitoring.drift import load_model, score
 
             model = load_model(model_path)
             probabilities = score(model, frame, features, settings.data.positive_label)
@@ -268,7 +268,7 @@ def write_batch(
 def simulate_cli(argv: list[str]) -> int:
     """``mlops simulate-drift``: write one simulated current batch."""
     from german_credit_scoring.data import read_table
-    from german_credit_scoring.drift import find_model
+    from german_credit_scoring.monitoring.drift import find_model
     from german_credit_scoring.stage import EXIT_BAD_INPUT, EXIT_OK, configure_logging
 
     parser = argparse.ArgumentParser(prog="mlops simulate-drift", description=__doc__.splitlines()[0])

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from german_credit_scoring.errors import DataError, SettingsError
-from german_credit_scoring.prediction_log import partition_value
+from german_credit_scoring.monitoring.prediction_log import partition_value
 
 log = logging.getLogger(__name__)
 

@@ -186,7 +186,7 @@ def run_check(
     No window yet (a fresh clone): nothing to compare, the verdict is ``insufficient_data``. The
     manifest's counts (other versions, unknown versions, unreadable lines) are added to the report.
     """
-    from german_credit_scoring.drift import run_drift
+    from german_credit_scoring.monitoring.drift import run_drift
 
     manifest = load_manifest(out_dir / WINDOW_MANIFEST.name)
     reference = paths.REFERENCE
