@@ -80,18 +80,24 @@ def test_prior_shift_is_flagged_on_the_label_not_on_the_features(split, features
 
 
 def label_dependent(frame, features, settings) -> list[str]:
-    """Features not independent of the label (chi-square test, p < 0.05): only these can move when the
-    label's prior shifts. Any dependence counts, however weak: 20,000 resampled rows show small ones."""
-    from scipy.stats import chi2_contingency
+    """Features not independent of the label (p < 0.05: two-sample KS between the classes for a numeric
+    column, chi-square for the others): only these can move when the label's prior shifts. Any
+    dependence counts, however weak: 20,000 resampled rows show small ones."""
+    from scipy.stats import chi2_contingency, ks_2samp
 
     positive = frame[settings.data.target].astype(str) == str(settings.data.positive_label)
     found = []
     for feature in features.features:
-        column = frame[feature.name].astype(object).where(frame[feature.name].notna(), "(missing)")
-        if feature.is_numeric and frame[feature.name].nunique() > 10:
-            column = pd.qcut(frame[feature.name], 10, duplicates="drop").astype(str)
-        counts = pd.crosstab(column, positive)
-        if counts.shape[0] > 1 and counts.shape[1] > 1 and chi2_contingency(counts).pvalue < 0.05:
+        values = frame[feature.name]
+        if feature.is_numeric and values.nunique() > 10:
+            present = values.notna()
+            p_value = ks_2samp(values[present & positive], values[present & ~positive]).pvalue
+        else:
+            counts = pd.crosstab(values.astype(object).where(values.notna(), "(missing)"), positive)
+            if counts.shape[0] < 2 or counts.shape[1] < 2:
+                continue
+            p_value = chi2_contingency(counts).pvalue
+        if p_value < 0.05:
             found.append(feature.name)
     return found
 
