@@ -204,6 +204,28 @@ def oci_labels(release: Release, commit: str, repository_url: str | None) -> dic
 # --- finding the reviewed run on GitHub ---------------------------------------------------------------
 
 
+def newest_artifact(client, workflow: str, filters: dict, name: str) -> tuple[dict, dict] | None:
+    """(run, artifact): the newest successful run of ``workflow`` matching ``filters`` with artifact ``name``."""
+    runs = client.request(
+        "GET",
+        client.repo_path(f"actions/workflows/{workflow}/runs"),
+        params={**filters, "status": "success", "per_page": 20},
+    )
+    candidates = sorted(
+        (runs or {}).get("workflow_runs", []),
+        key=lambda r: (str(r.get("updated_at", "")), r["id"]),
+        reverse=True,
+    )
+    for run in candidates:
+        listed = client.request(
+            "GET", client.repo_path(f"actions/runs/{run['id']}/artifacts"), params={"name": name}
+        )
+        for artifact in (listed or {}).get("artifacts", []):
+            if artifact.get("name") == name and not artifact.get("expired"):
+                return run, artifact
+    return None
+
+
 def find_release_artifact(client, commit: str, workflow: str = "pr.yml") -> tuple[dict, dict, dict]:
     """(pull request, run, artifact) of the reviewed release that ``commit`` on main merged."""
     pulls = list(client.request("GET", client.repo_path(f"commits/{commit}/pulls")) or [])
@@ -215,23 +237,10 @@ def find_release_artifact(client, commit: str, workflow: str = "pr.yml") -> tupl
         )
     pull = merged[0]
     head = pull["head"]["sha"]
-    runs = client.request(
-        "GET",
-        client.repo_path(f"actions/workflows/{workflow}/runs"),
-        params={"head_sha": head, "status": "success", "per_page": 20},
-    )
-    candidates = sorted(
-        (runs or {}).get("workflow_runs", []),
-        key=lambda r: (str(r.get("updated_at", "")), r["id"]),
-        reverse=True,
-    )
-    for run in candidates:
-        listed = client.request(
-            "GET", client.repo_path(f"actions/runs/{run['id']}/artifacts"), params={"name": ARTIFACT}
-        )
-        for artifact in (listed or {}).get("artifacts", []):
-            if artifact.get("name") == ARTIFACT and not artifact.get("expired"):
-                return pull, run, artifact
+    found = newest_artifact(client, workflow, {"head_sha": head}, ARTIFACT)
+    if found:
+        run, artifact = found
+        return pull, run, artifact
     raise HandoverError(
         f"pull request #{pull['number']} (head {head[:12]}) has no successful {workflow} run with a "
         f"'{ARTIFACT}' artifact (expired, or the checks did not pass): re-run its checks, then re-run this job"
@@ -272,26 +281,10 @@ def production_model(client, out: Path, branch: str = "main", workflow: str = "m
     so plainly, and nothing fails.
     """
     try:
-        runs = client.request(
-            "GET",
-            client.repo_path(f"actions/workflows/{workflow}/runs"),
-            params={"branch": branch, "status": "success", "per_page": 20},
-        )
-        candidates = sorted(
-            (runs or {}).get("workflow_runs", []),
-            key=lambda r: (str(r.get("updated_at", "")), r["id"]),
-            reverse=True,
-        )
-        for run in candidates:
-            listed = client.request(
-                "GET", client.repo_path(f"actions/runs/{run['id']}/artifacts"), params={"name": SHIPPED}
-            )
-            found = [a for a in (listed or {}).get("artifacts", []) if a.get("name") == SHIPPED]
-            if found and not found[0].get("expired"):
-                data = client.download(client.repo_path(f"actions/artifacts/{found[0]['id']}/zip"))
-                break
-        else:
+        found = newest_artifact(client, workflow, {"branch": branch}, SHIPPED)
+        if not found:
             return f"no successful {workflow} run on {branch} has shipped a release yet"
+        data = client.download(client.repo_path(f"actions/artifacts/{found[1]['id']}/zip"))
     except Exception as error:  # the API: forks without actions: read, no token, unreachable
         return f"production's release could not be fetched ({error})"
     scratch = out.parent / f".{out.name}-release"

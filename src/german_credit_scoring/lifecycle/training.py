@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io as _io
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -80,19 +79,11 @@ def train_metrics(pipeline: Pipeline, frame: pd.DataFrame, features: FeatureSet,
 
 
 def git_state(cwd: Path | str = ".") -> dict[str, Any]:
-    """Commit and dirty flag, or "unknown" outside a git checkout."""
+    """Commit and dirty flag (MLflow tags), or "unknown" outside a git checkout."""
+    from german_credit_scoring import runs
 
-    def run(*args: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit or "unknown", "git_dirty": bool(status) if status is not None else None}
+    commit, dirty = runs.git_state(cwd)
+    return {"git_commit": commit or "unknown", "git_dirty": dirty}
 
 
 def file_md5(path: Path | str) -> str:
