@@ -239,3 +239,28 @@ def test_production_model_comes_from_the_release_main_shipped(tmp_path):
     stored = release_dir / handover.STORE / "models" / "credit" / "abc123" / "model.joblib"
     assert (tmp_path / "production" / "model.joblib").read_bytes() == stored.read_bytes()
     assert (tmp_path / "production" / "model.json").is_file()
+
+
+def test_fetch_finds_the_release_of_the_pull_request_merged_into_the_commit(tmp_path):
+    """main's side of the hand-over against the stand-in API: commit -> merged PR -> its run -> release."""
+    from german_credit_scoring.gitops.github import GitHub
+    from tests.act.harness import ActGitHub, serve
+
+    release_dir, lock_file = make_release(tmp_path)
+    store = tmp_path / "store"
+    shutil.copytree(release_dir, store / "runs" / "101" / handover.ARTIFACT)
+    fake = ActGitHub(store)
+    server = serve(fake)
+    try:
+        client = GitHub(repository="acme/credit", token="t", api_url=fake.base_url)
+        fake.merged["a" * 40] = {"number": 7, "merged_at": "x", "head": {"sha": "c" * 40}}
+        # the pull request's checks have not passed (no successful run): main refuses to ship
+        fake.add_run(101, "pr.yml", "c" * 40, conclusion="failure")
+        with pytest.raises(handover.HandoverError, match="no successful pr.yml run"):
+            handover.fetch(client, "a" * 40, tmp_path / "fetched")
+        fake.runs[0]["conclusion"] = "success"
+        release = handover.fetch(client, "a" * 40, tmp_path / "fetched")
+    finally:
+        server.shutdown()
+    assert release.pull_request == 7
+    assert handover.verify(tmp_path / "fetched", lock_file).model_sha256 == release.model_sha256
