@@ -204,13 +204,13 @@ def oci_labels(release: Release, commit: str, repository_url: str | None) -> dic
 # --- finding the reviewed run on GitHub ---------------------------------------------------------------
 
 
-def newest_artifact(client, workflow: str, filters: dict, name: str) -> tuple[dict, dict] | None:
-    """(run, artifact): the newest successful run of ``workflow`` matching ``filters`` with artifact ``name``."""
-    runs = client.request(
-        "GET",
-        client.repo_path(f"actions/workflows/{workflow}/runs"),
-        params={**filters, "status": "success", "per_page": 20},
-    )
+def newest_artifact(
+    client, workflow: str, filters: dict, name: str, status: str | None = "success"
+) -> tuple[dict, dict] | None:
+    """(run, artifact): the newest run of ``workflow`` matching ``filters`` (and ``status``, unless None)
+    that holds an unexpired artifact ``name``."""
+    params = {**filters, "per_page": 20, **({"status": status} if status else {})}
+    runs = client.request("GET", client.repo_path(f"actions/workflows/{workflow}/runs"), params=params)
     candidates = sorted(
         (runs or {}).get("workflow_runs", []),
         key=lambda r: (str(r.get("updated_at", "")), r["id"]),
@@ -224,6 +224,21 @@ def newest_artifact(client, workflow: str, filters: dict, name: str) -> tuple[di
             if artifact.get("name") == name and not artifact.get("expired"):
                 return run, artifact
     return None
+
+
+def extract(data: bytes, out: Path) -> None:
+    """An artifact's zip into a fresh ``out``, refusing any member that would land outside it."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(_io.BytesIO(data)) as archive:
+            for member in archive.namelist():
+                if not str((out / member).resolve()).startswith(str(out.resolve())):
+                    raise HandoverError(f"unsafe path {member!r} in the artifact")
+            archive.extractall(out)
+    except zipfile.BadZipFile as error:
+        raise HandoverError(f"not a zip ({error})") from None
 
 
 def find_release_artifact(client, commit: str, workflow: str = "pr.yml") -> tuple[dict, dict, dict]:
@@ -250,18 +265,10 @@ def find_release_artifact(client, commit: str, workflow: str = "pr.yml") -> tupl
 def fetch(client, commit: str, out: Path, workflow: str = "pr.yml") -> Release:
     pull, run, artifact = find_release_artifact(client, commit, workflow)
     data = client.download(client.repo_path(f"actions/artifacts/{artifact['id']}/zip"))
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     try:
-        with zipfile.ZipFile(_io.BytesIO(data)) as archive:
-            for member in archive.namelist():
-                target = (out / member).resolve()
-                if not str(target).startswith(str(out.resolve())):
-                    raise HandoverError(f"artifact {artifact['id']}: unsafe path {member!r}")
-            archive.extractall(out)
-    except zipfile.BadZipFile as error:
-        raise HandoverError(f"artifact {artifact['id']} of run {run['id']}: not a zip ({error})") from None
+        extract(data, out)
+    except HandoverError as error:
+        raise HandoverError(f"artifact {artifact['id']} of run {run['id']}: {error}") from None
     release = read(out)
     print(
         f"reviewed release: PR #{pull['number']}, run {run['id']}, bento {release.bento}, "
@@ -288,11 +295,8 @@ def production_model(client, out: Path, branch: str = "main", workflow: str = "m
     except Exception as error:  # the API: forks without actions: read, no token, unreachable
         return f"production's release could not be fetched ({error})"
     scratch = out.parent / f".{out.name}-release"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    with zipfile.ZipFile(_io.BytesIO(data)) as archive:
-        archive.extractall(scratch)
     try:
+        extract(data, scratch)
         release = read(scratch)
     except HandoverError as error:
         return str(error)

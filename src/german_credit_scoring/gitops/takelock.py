@@ -11,16 +11,15 @@ bits, commits exactly what CI reproduces. DVC-cached outputs (data, models) are 
 from __future__ import annotations
 
 import argparse
-import io as _io
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 from german_credit_scoring.gitops import lock
+from german_credit_scoring.gitops.handover import HandoverError, extract, newest_artifact
 
 ARTIFACT = "reproduced"
 
@@ -69,18 +68,10 @@ def apply(source: Path, root: Path = Path(".")) -> list[str]:
 
 
 def download(client, branch_sha: str, workflow: str = "pr.yml") -> bytes:
-    runs = client.request(
-        "GET",
-        client.repo_path(f"actions/workflows/{workflow}/runs"),
-        params={"head_sha": branch_sha, "per_page": 20},
-    )
-    for run in sorted((runs or {}).get("workflow_runs", []), key=lambda r: r["id"], reverse=True):
-        listed = client.request(
-            "GET", client.repo_path(f"actions/runs/{run['id']}/artifacts"), params={"name": ARTIFACT}
-        )
-        for artifact in (listed or {}).get("artifacts", []):
-            if artifact.get("name") == ARTIFACT and not artifact.get("expired"):
-                return client.download(client.repo_path(f"actions/artifacts/{artifact['id']}/zip"))
+    # any conclusion: the run whose lock check failed is the one whose results are wanted
+    found = newest_artifact(client, workflow, {"head_sha": branch_sha}, ARTIFACT, status=None)
+    if found:
+        return client.download(client.repo_path(f"actions/artifacts/{found[1]['id']}/zip"))
     raise TakeLockError(
         f"no {workflow} run for commit {branch_sha[:12]} has a '{ARTIFACT}' artifact yet "
         "(push, wait for the 'reproducible' check, then run this again)"
@@ -107,10 +98,9 @@ def take_lock_cli(argv: list[str]) -> int:
             if source is None or source.suffix == ".zip":
                 data = source.read_bytes() if source else _download(args)
                 source = Path(scratch) / "reproduced"
-                with zipfile.ZipFile(_io.BytesIO(data)) as archive:
-                    archive.extractall(source)
+                extract(data, source)
             written = apply(source)
-    except (TakeLockError, lock.LockError, zipfile.BadZipFile, OSError) as error:
+    except (TakeLockError, HandoverError, lock.LockError, OSError) as error:
         print(f"mlops take-lock: {error}", file=sys.stderr)
         return 2
     print(f"wrote {len(written)} files: {', '.join(written)}")
