@@ -40,6 +40,10 @@ class FakeGitHub:
         self.next_id = 1000
         self.page_size: int | None = None  # force a smaller page than per_page asks for
         self.refuse_ref_moves = False  # GitHub refusing PATCH git/refs when workflows changed on base
+        self.reviews: dict[int, list[dict]] = {}  # pull request -> its reviews
+        self.members: dict[str, set[str]] = {}  # "@org/team" -> active members' logins
+        self.teams: dict[str, int] = {}  # "org/slug" -> the team's id (GET /orgs/{org}/teams/{slug})
+        self.merge_refusal: str | None = None  # the ruleset refusing a merge (405 and this message)
 
     # -- helpers for tests
     def add_comment(self, number: int, body: str, user: str = "someone") -> dict:
@@ -70,6 +74,15 @@ class FakeGitHub:
         )
         if method in self.deny:
             return 403, {"message": "Resource not accessible by integration"}, {}
+        if (m := re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)", path)) and method == "GET":
+            key = f"{m.group(1)}/{m.group(2)}"
+            if key not in self.teams:
+                return 404, {"message": "Not Found"}, {}
+            return 200, {"id": self.teams[key], "slug": m.group(2), "organization": {"login": m.group(1)}}, {}
+        if (m := re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)", path)) and method == "GET":
+            if unquote(m.group(3)) in self.members.get(f"@{m.group(1)}/{m.group(2)}", set()):
+                return 200, {"state": "active", "role": "member"}, {}
+            return 404, {"message": "Not Found"}, {}
         prefix = f"/repos/{OWNER_REPO}/"
         if not path.startswith(prefix):
             return 404, {"message": "Not Found"}, {}
@@ -111,6 +124,14 @@ class FakeGitHub:
             }
             self.pulls.append(pull)
             return 201, pull, {}
+        if (m := re.fullmatch(r"pulls/(\d+)", route)) and method == "GET":
+            if not 0 < int(m.group(1)) <= len(self.pulls):
+                return 404, {"message": "Not Found"}, {}
+            return 200, self.pulls[int(m.group(1)) - 1], {}
+        if (m := re.fullmatch(r"pulls/(\d+)/reviews", route)) and method == "GET":
+            return self._page(self.reviews.get(int(m.group(1)), []), query, path)
+        if (m := re.fullmatch(r"pulls/(\d+)/merge", route)) and method == "PUT":
+            return self._merge(int(m.group(1)), body or {})
         if (m := re.fullmatch(r"pulls/(\d+)", route)) and method == "PATCH":
             pull = self.pulls[int(m.group(1)) - 1]
             pull.update(body)
@@ -167,6 +188,26 @@ class FakeGitHub:
             self.dispatches.append({"workflow": unquote(m.group(1)), **body})
             return 204, None, {}
         return 404, {"message": f"stand-in has no route for {method} {route}"}, {}
+
+    def _merge(self, number: int, body: dict) -> tuple[int, object, dict]:
+        """PUT pulls/{n}/merge as GitHub answers it: 405 when not mergeable, 409 when the head moved."""
+        if not 0 < number <= len(self.pulls):
+            return 404, {"message": "Not Found"}, {}
+        pull = self.pulls[number - 1]
+        if pull["state"] != "open":
+            return 405, {"message": "Pull Request is not mergeable"}, {}
+        if self.merge_refusal:
+            return 405, {"message": self.merge_refusal}, {}
+        if body.get("sha") and body["sha"] != pull["head"].get("sha"):
+            return 409, {"message": "Head branch was modified. Review and try the merge again."}, {}
+        head, base = pull["head"]["ref"], pull["base"]["ref"]
+        for (ref, file_path), content in list(self.files.items()):
+            if ref == head:
+                self.files[(base, file_path)] = content
+        sha = hashlib.sha1(f"merge {number} {pull['head'].get('sha')}".encode()).hexdigest()
+        self.refs[base] = sha
+        pull.update(state="closed", merged=True, merged_at="2026-12-02T00:00:00Z", merge_commit_sha=sha)
+        return 200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}, {}
 
     def _page(self, items: list, query: dict, path: str) -> tuple[int, object, dict]:
         size = self.page_size or int(query.get("per_page", 30))

@@ -289,13 +289,21 @@ def audit_record(
     production: Production,
     gate_result: dict[str, Any],
     before: Production | None = None,
+    pull: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The audit entry for merge commit ``sha``; ``before`` is production at its first parent."""
-    pulls = client.request("GET", client.repo_path(f"commits/{sha}/pulls"))
-    merged = [p for p in pulls or [] if p.get("merged_at")]
-    if not merged:
-        raise PromotionRefused(f"commit {sha} did not come from a merged pull request: refusing to record it")
-    pull = merged[0]
+    """The audit entry for merge commit ``sha``; ``before`` is production at its first parent.
+
+    ``pull`` is the merged pull request when the caller just merged it (automatic promotion); else it
+    is looked up from the commit.
+    """
+    if pull is None or not pull.get("merged_at"):
+        pulls = client.request("GET", client.repo_path(f"commits/{sha}/pulls"))
+        merged = [p for p in pulls or [] if p.get("merged_at")]
+        if not merged:
+            raise PromotionRefused(
+                f"commit {sha} did not come from a merged pull request: refusing to record it"
+            )
+        pull = merged[0]
     current = production.current
     if current is None:
         raise PromotionRefused(f"{PRODUCTION_FILE}: nothing in production to record")
@@ -340,6 +348,18 @@ def append_audit(client: GitHub, record: dict[str, Any], branch: str = AUDIT_BRA
             raise
         fresh_branch(client, branch, "main")
     old, sha = read_file(client, audit.AUDIT_FILE.as_posix(), branch)
+    # once per merge: an automatic promotion records in its own job, and the push of its merge (when an
+    # App token made it, so that push workflows run) would record it again
+    for line in (old or "").splitlines():
+        try:
+            earlier = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("merge_commit") and earlier.get("merge_commit") == record["merge_commit"]:
+            print(
+                f"merge commit {record['merge_commit']} is already in the audit trail (entry {earlier.get('seq')})"
+            )
+            return earlier
     with tempfile.TemporaryDirectory() as folder:
         local = Path(folder) / "audit.jsonl"
         local.write_text(old or "", encoding="utf-8")
@@ -460,7 +480,17 @@ def check_cli(argv: list[str]) -> int:
     parser.add_argument("--public-key", type=Path, help="with --manifest: verify the release's signatures")
     parser.add_argument("--identity", help="with --manifest: the Sigstore identity that signed the release")
     parser.add_argument("--issuer", default="https://token.actions.githubusercontent.com")
+    parser.add_argument(
+        "--merge-if-allowed",
+        action="store_true",
+        help="when every check passes and the risk tier allows automatic promotion, merge the pull request "
+        "(at --head-sha) and record it in the audit trail",
+    )
+    parser.add_argument("--head-sha", help="the pull request head that was checked (default: git HEAD)")
     args = parser.parse_args(argv)
+    if args.merge_if_allowed and args.pull_request is None:
+        print("mlops promotion-check: --merge-if-allowed needs --pull-request", file=sys.stderr)
+        return 2
     problems: list[str] = []
     try:
         base_text = _git_show(args.base_ref, args.production)
@@ -468,7 +498,10 @@ def check_cli(argv: list[str]) -> int:
         head = load_production(args.production)
         action = classify_change(base, head)
         if action == "unchanged":
-            print(f"{args.production} unchanged: nothing to check")
+            print(
+                f"{args.production} unchanged: nothing to check"
+                + (", nothing to merge" if args.merge_if_allowed else "")
+            )
             return 0
         tier_name, tier = _tier(args)
         current = head.current
@@ -518,8 +551,129 @@ def check_cli(argv: list[str]) -> int:
     if problems:
         for problem in problems:
             print(f"REFUSED {problem}", file=sys.stderr)
+        if args.merge_if_allowed:
+            print(
+                f"not merged: pull request #{args.pull_request} did not pass the promotion check",
+                file=sys.stderr,
+            )
         return 1
     print(f"{action} of {head.current.model_version if head.current else '?'}: every check passed")
+    if args.merge_if_allowed:
+        return merge_if_allowed(args, action, base, head, tier_name, tier)
+    return 0
+
+
+# --- automatic promotion: the workflow merges what passed, in tiers that allow it -----------------------
+
+# What an automatic promotion may change: production's state and the image the cluster deploys.
+PROMOTION_FILES = frozenset({PRODUCTION_FILE.as_posix(), KUSTOMIZATION.as_posix()})
+
+
+def changed_files(base_ref: str, head: str = "HEAD") -> list[str]:
+    """Files the pull request changes: ``git diff base...head`` (from their merge base)."""
+    done = subprocess.run(
+        ["git", "diff", "--name-only", f"{base_ref}...{head}"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise PromotionRefused(f"cannot tell what the pull request changes: git diff {base_ref}...{head}: "
+                               f"{done.stderr.strip()}")  # fmt: skip
+    return sorted(line for line in done.stdout.splitlines() if line)
+
+
+def automatic_merge_refusal(
+    tier_name: str, tier: TierPolicy, files: list[str], checked: str, head_sha: str
+) -> str | None:
+    """Why the workflow may not merge this (checked, passing) promotion pull request itself; None: it may."""
+    if not tier.automatic_promotion:
+        return (
+            f"the {tier_name} risk tier does not allow automatic promotion (governance/tiers.yaml "
+            f"tiers.{tier_name}.automatic_promotion is false): a person merges it once the ruleset's "
+            "approvals are in"
+        )
+    others = [f for f in files if f not in PROMOTION_FILES]
+    if others:
+        return (
+            f"it changes more than {' and '.join(sorted(PROMOTION_FILES))}: {', '.join(others)} "
+            "(an automatic promotion changes nothing else; a person reviews and merges this one)"
+        )
+    if checked != head_sha:
+        return f"the checked commit {checked} is not the pull request's head {head_sha}"
+    return None
+
+
+def merge_pull_request(client: GitHub, number: int, head_sha: str, title: str) -> str:
+    """Merge ``number`` only if its head is still ``head_sha`` (GitHub answers 409 otherwise); the merge sha."""
+    merged = client.request(
+        "PUT",
+        client.repo_path(f"pulls/{number}/merge"),
+        body={"sha": head_sha, "merge_method": "merge", "commit_title": title},
+    )
+    if not (merged or {}).get("merged") or not merged.get("sha"):
+        raise GitHubError("PUT", client.repo_path(f"pulls/{number}/merge"), 200, f"not merged: {merged}")
+    return str(merged["sha"])
+
+
+def _set_output(**values: str) -> None:
+    target = os.environ.get("GITHUB_OUTPUT")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{key}={value}\n" for key, value in values.items())
+
+
+def merge_if_allowed(
+    args: argparse.Namespace,
+    action: str,
+    base: Production,
+    head: Production,
+    tier_name: str,
+    tier: TierPolicy,
+) -> int:
+    """After a passing check: merge the pull request when the tier allows it, then record the merge.
+
+    A merge made with the workflow's token starts no ``push`` workflow, so the audit record is appended
+    here, in the same job, right after the merge (``audit-record`` on the push skips a merge already
+    recorded, for when an App token made the merge and the push does run it).
+    """
+    assert head.current is not None
+    checked = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    head_sha = args.head_sha or checked
+    try:
+        files = changed_files(args.base_ref, checked or "HEAD")
+    except PromotionRefused as error:
+        print(f"not merged automatically: {error}", file=sys.stderr)
+        return 1
+    refusal = automatic_merge_refusal(tier_name, tier, files, checked, head_sha)
+    if refusal:
+        print(f"not merged automatically: {refusal}")
+        _set_output(merged="false")
+        return 0
+    version = head.current.model_version
+    title = (
+        f"{'Promote' if action == 'promote' else 'Roll back'} model {version} (automatic, {tier_name} tier)"
+    )
+    try:
+        client = _client(args.repo)
+        merge_sha = merge_pull_request(client, args.pull_request, head_sha, title)
+    except (GitHubError, ConfigurationError) as error:
+        print(f"mlops promotion-check: GitHub did not merge pull request #{args.pull_request}: {error}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(
+        f"merged pull request #{args.pull_request} at {head_sha} as {merge_sha} ({tier_name} tier: automatic)"
+    )
+    _set_output(merged="true", merge_sha=merge_sha)
+    try:
+        pull = client.request("GET", client.repo_path(f"pulls/{args.pull_request}"))
+        gate_result = io.read_json(paths.GATE_RESULT) if paths.GATE_RESULT.is_file() else {}
+        record = audit_record(client, merge_sha, head, gate_result, before=base, pull=pull)
+        entry = append_audit(client, record)
+    except (PromotionRefused, audit.AuditError, GitHubError, ConfigurationError) as error:
+        print(f"mlops promotion-check: merged as {merge_sha}, but the audit record failed: {error}; "
+              f"`mlops audit-record --sha {merge_sha}` adds it", file=sys.stderr)  # fmt: skip
+        return 1
+    print(audit.format_entry(entry))
     return 0
 
 
