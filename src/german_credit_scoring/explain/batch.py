@@ -54,7 +54,7 @@ def score_file(
         raise DataError(f"{output_path}: unknown output format {suffix!r}; use .jsonl, .csv or .parquet")
     include = settings.data.use_protected_as_features
     scorer = load_scorer(model_dir, features, include)
-    frame = read_table(input_path)
+    frame = whole_floats_as_ints(read_table(input_path), features)
     declared = [name for name in features.names if name in frame.columns]
     missing = [
         f.name for f in features.model_inputs(include) if f.name not in frame.columns and not f.nullable
@@ -105,6 +105,25 @@ def score_file(
     else:
         io.write_with(output_path, lambda tmp: result.to_parquet(tmp, index=False))
     return len(result)
+
+
+def whole_floats_as_ints(frame, features):
+    """Int features that a file holds as floats (``2372.0``, or whole numbers beside empty cells, as
+    pandas reads them) become nullable ints, so the strict contract sees integers: the project's own
+    data file scores as it trains. A column with any fractional or infinite value is left as read, and
+    the contract refuses it."""
+    import numpy as np
+
+    for feature in features.features:
+        if feature.dtype != "int" or feature.name not in frame.columns:
+            continue
+        column = frame[feature.name]
+        if column.dtype.kind != "f":
+            continue
+        present = column.dropna().to_numpy()
+        if np.isfinite(present).all() and (present == np.round(present)).all():
+            frame[feature.name] = column.astype("Int64")
+    return frame
 
 
 def _native(value):
