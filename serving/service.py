@@ -29,9 +29,11 @@ overrides; 0 turns them off): feature, value, signed contribution to the log-odd
 Speed: the hot path never builds a dict per record and never touches pandas: validated records go
 column by column through the verified numpy copy of the fitted transformer (``Scorer.fast``), the
 estimator's ``decision_function`` gives the log-odds, and the same log-odds are explained.
-Answers are assembled as JSON text from typed parts (the reasons' JSON is shared with the prediction
-log) rather than validated and serialised again through pydantic, which cost more than scoring a batch. Each record's JSON for the prediction log comes from
-pydantic's serialiser; startup objects are frozen out of the garbage collector.
+Answers are assembled as JSON text from typed parts rather than validated and serialised again through
+pydantic, which cost more than scoring a batch: each probability and reason is encoded once, and the
+answer and the prediction log line join the same fragments (one object array per request, no bytes
+built per record). Each record's JSON for the prediction log comes from pydantic's serialiser; startup
+objects are frozen out of the garbage collector.
 
 Adaptive batching is an option, not the default: ``bentoml serve serving.service:BatchingScoringService``
 sends each /predict record to a second process (``BatchedModel``, a batchable BentoML API) that merges
@@ -54,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -182,35 +185,37 @@ class _Scoring:
             fmt,
         )
 
-    def _answer(self, ctx: bentoml.Context, records: list[Any]) -> tuple[str, list[bytes]]:
+    def _answer(self, ctx: bentoml.Context, records: list[Any]) -> tuple[str, bytes]:
         """Score (and explain) validated records in this process and finish the request."""
         columns = as_columns(records, ATTRIBUTES, self.scorer.input_names)
         return self._finish(ctx, records, self.scorer.score_columns(columns, REASONS_TOP_K, as_json=True))
 
-    def _finish(self, ctx: bentoml.Context, records: list[Any], scores: Scores) -> tuple[str, list[bytes]]:
-        """Count, log and set the headers: the per-request part of every endpoint. Returns each record's
-        answer as JSON text (decision, probability and, when reasons are on, ``reasons`` and
-        ``reasons_unavailable``), the same bytes the prediction log gets as the record's outputs."""
+    def _finish(self, ctx: bentoml.Context, records: list[Any], scores: Scores) -> tuple[str, bytes]:
+        """Count, log and set the headers: the per-request part of every endpoint. Returns the records'
+        answers as JSON text, comma-separated in request order (decision, probability and, when reasons
+        are on, ``reasons`` and ``reasons_unavailable``); the prediction log gets the same fragments.
+        Every fragment goes into one object array, joined once: no per-record bytes to build."""
         request_id = _request_id(ctx)
+        size = len(scores.decisions)
         labels = self._label_json
-        heads = [
-            b'{"decision":' + labels[d] + b',"probability":' + repr(p).encode()
-            for d, p in zip(scores.decisions, scores.probabilities, strict=True)
-        ]
-        extras = None
+        decisions = [labels[d] for d in scores.decisions]
+        probabilities = json.dumps(scores.probabilities).encode()[1:-1].split(b", ")  # repr of each
+        members: list[tuple[str, list[bytes]]] = []
         if scores.reasons is not None and scores.unexplained is not None:
-            extras = [
-                b'{"reasons":'
-                + reasons
-                + b',"reasons_unavailable":'
-                + (b"null" if missing is None else json.dumps(missing).encode())
-                + b"}"
-                for reasons, missing in zip(scores.reasons, scores.unexplained, strict=True)
-            ]
-            answers = [head + b"," + extra[1:] for head, extra in zip(heads, extras, strict=True)]
-        else:
-            answers = [head + b"}" for head in heads]
-        self.scored.inc(len(answers))
+            missing = [b"null" if m is None else json.dumps(m).encode() for m in scores.unexplained]
+            members = [("reasons", scores.reasons), ("reasons_unavailable", missing)]
+        parts = np.empty((size, 5 + 2 * len(members)), dtype=object)
+        parts[:, 0] = b'{"decision":'
+        parts[:, 1] = decisions
+        parts[:, 2] = b',"probability":'
+        parts[:, 3] = probabilities
+        for j, (key, values) in enumerate(members):
+            parts[:, 4 + 2 * j] = b',"' + key.encode() + b'":'
+            parts[:, 5 + 2 * j] = values
+        parts[:, -1] = b"},"
+        parts[-1, -1] = b"}"
+        answers = b"".join(parts.ravel().tolist())
+        self.scored.inc(size)
         self.prediction_log.append_request(
             request_id,
             self.model_version,
@@ -218,7 +223,7 @@ class _Scoring:
             as_json(records),
             scores.probabilities,
             scores.decisions,
-            extras,
+            members=members,
         )
         ctx.response.headers["X-Request-ID"] = request_id
         ctx.response.headers["X-Model-Version"] = self.model_version
@@ -227,9 +232,9 @@ class _Scoring:
     def _head(self, request_id: str) -> bytes:
         return b'{"request_id":' + json.dumps(request_id).encode() + b',"model_version":' + self._version_json
 
-    def _prediction(self, request_id: str, answers: list[bytes]) -> Response:
+    def _prediction(self, request_id: str, answers: bytes) -> Response:
         """The ``Prediction`` as JSON (assembled, not validated again: every part is typed already)."""
-        return Response(self._head(request_id) + b"," + answers[0][1:], media_type="application/json")
+        return Response(self._head(request_id) + b"," + answers[1:], media_type="application/json")
 
     @bentoml.api
     def predict(self, record: Record, ctx: bentoml.Context) -> Prediction:  # type: ignore[valid-type]
@@ -240,7 +245,7 @@ class _Scoring:
     def predict_batch(self, records: Records, ctx: bentoml.Context) -> BatchPrediction:  # type: ignore[valid-type]
         """Score up to ``serving.max_batch_size`` applicants; answers are in request order."""
         request_id, answers = self._answer(ctx, records)
-        body = self._head(request_id) + b',"predictions":[' + b",".join(answers) + b"]}"
+        body = self._head(request_id) + b',"predictions":[' + answers + b"]}"
         return Response(body, media_type="application/json")  # type: ignore[return-value]
 
 

@@ -215,6 +215,36 @@ def test_reason_codes_keep_only_contributions_towards_the_decision(features):
     assert [r["feature"] for r in out[1]] == [names[1]]
 
 
+def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
+    # given values JSON text must escape or turn into null: separators, newlines, quotes, NaN,
+    # infinities and numpy scalars, and records with no reason at all
+    names = [f.name for f in features.model_inputs()][:3]
+    codes = ReasonCodes(features, names, top_k=2)
+    values = {
+        names[0]: ["a, b", 'line\nbreak "quoted"', float("nan"), np.int64(7), "é"],
+        names[1]: [np.float64(1.5), float("inf"), None, 3, np.nan],
+        names[2]: [1, 2, 3, 4, 5],
+    }
+    contributions = np.array(
+        [[0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [-0.1, -0.2, -0.3], [1e-20, 2.5e16, 0.0]]
+    )
+    towards = [True, True, True, True, True]
+    # when they are encoded as JSON text
+    texts = codes.reasons_json(contributions, towards, values)
+    # then each record's text decodes to its reasons as dicts (non-finite values as null)
+    dicts = codes.reasons(contributions, towards, values)
+    assert len(texts) == 5 and texts[3] == b"[]"
+    for text, expected in zip(texts, dicts, strict=True):
+        decoded = json.loads(text)
+        for reason in expected:
+            value = reason["value"]
+            if isinstance(value, float) and not np.isfinite(value):
+                reason["value"] = None
+        assert decoded == expected
+    assert json.loads(texts[1])[0]["value"] == 'line\nbreak "quoted"'
+    assert [r["value"] for r in json.loads(texts[4])] == [None, "é"]
+
+
 def test_a_model_without_an_exact_explainer_still_decides(settings, features, sample_frame):
     from sklearn.pipeline import Pipeline
     from sklearn.tree import DecisionTreeClassifier

@@ -202,11 +202,21 @@ def test_fast_request_log_keeps_each_records_reasons(tmp_path, record_model):
         {"reasons": reasons, "reasons_unavailable": None},
         {"reasons": [], "reasons_unavailable": "no explanation: because"},
     ]
-    # when the service's fast path writes them, as JSON Lines and as Parquet
-    for fmt in ("jsonl", "parquet"):
-        sink = PredictionLog(tmp_path / fmt, fmt)
+    # when the service's fast path writes them, as JSON Lines and as Parquet, given as whole objects
+    # or as (key, each record's value) members (the service's way)
+    members = [(key, [json.dumps(extra[key]).encode() for extra in extras]) for key in extras[0]]
+    for fmt in ("jsonl", "parquet", "jsonl-members", "parquet-members"):
+        sink = PredictionLog(tmp_path / fmt, fmt.split("-")[0])
         outputs_json = [json.dumps(extra).encode() for extra in extras]
-        assert sink.append_request("r", "v", "t", as_json(records), [0.2, 0.9], ["no", "yes"], outputs_json)
+        if fmt.endswith("members"):
+            written = sink.append_request(
+                "r", "v", "t", as_json(records), [0.2, 0.9], ["no", "yes"], members=members
+            )
+        else:
+            written = sink.append_request(
+                "r", "v", "t", as_json(records), [0.2, 0.9], ["no", "yes"], outputs_json
+            )
+        assert written
         # then each row's outputs are its probability, decision and its own further outputs
         expected = make_rows(
             "r",
@@ -218,7 +228,7 @@ def test_fast_request_log_keeps_each_records_reasons(tmp_path, record_model):
             ],
             "t",
         )
-        if fmt == "jsonl":
+        if fmt.startswith("jsonl"):
             lines = next((tmp_path / fmt).rglob("*.jsonl")).read_text().splitlines()
             assert [json.loads(line) for line in lines] == expected
         else:

@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import os
 import re
 import socket
@@ -39,6 +38,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -151,36 +152,40 @@ def jsonl_text(
     probabilities: Sequence[float],
     decisions: Sequence[str],
     outputs_json: Sequence[bytes] | None = None,
+    members: Sequence[tuple[str, Sequence[bytes]]] = (),
 ) -> bytes:
     """The JSON Lines of one request, the same rows ``make_rows`` gives, assembled from each record's
     JSON text (pydantic serialises a validated record in Rust; ``json.dumps`` of a row dict per record
-    took longer than scoring a 1,000-row batch). ``outputs_json``: each record's further outputs as a
-    JSON object (its reasons), merged into ``outputs``."""
+    took longer than scoring a 1,000-row batch). Further outputs are merged into ``outputs``, either
+    ``outputs_json`` (each record's as a JSON object) or ``members`` (``(key, each record's JSON value)``
+    pairs, the service's: no per-record object to build and take apart). The batch's fragments go into
+    one object array and are joined once."""
     rid, stamp, version = json.dumps(request_id), json.dumps(timestamp), json.dumps(model_version)
     head = f'{{"request_id":{rid},"timestamp":{stamp},"model_version":{version},"inputs":'.encode()
-    middle = b',"outputs":{"probability":'
-    ends = {d: b',"decision":' + json.dumps(str(d)).encode() + b"}}\n" for d in set(decisions)}
     numbers = [float(p) for p in probabilities]
-    if not all(map(math.isfinite, numbers)):
+    text = json.dumps(numbers)  # a finite float's JSON text is its repr
+    if "NaN" in text or "Infinity" in text:
         raise ValueError("a probability is not a finite number")
-    if outputs_json is not None:  # each record's own tail: ,"decision":..., its further outputs }}
-        tails = [
-            ends[decision][:-3] + (b"," + extra[1:-1] if len(extra) > 2 else b"") + b"}}\n"
-            for decision, extra in zip(decisions, outputs_json, strict=True)
-        ]
-        return b"".join(
-            [
-                head + inputs + middle + repr(number).encode() + tail
-                for inputs, number, tail in zip(inputs_json, numbers, tails, strict=True)
-            ]
-        )
-    # repr of a finite float is its JSON text (what json.dumps writes)
-    return b"".join(
-        [
-            head + inputs + middle + repr(number).encode() + ends[decision]
-            for inputs, number, decision in zip(inputs_json, numbers, decisions, strict=True)
-        ]
-    )
+    size = len(numbers)
+    if size == 0:
+        return b""
+    ends = {d: b',"decision":' + json.dumps(str(d)).encode() for d in set(decisions)}
+    extra: list[tuple[bytes, Sequence[bytes]]] = [
+        (b',"' + key.encode() + b'":', values) for key, values in members
+    ]
+    if outputs_json is not None:  # each record's own further outputs: {...} -> ,...
+        extra.append((b"", [b"," + item[1:-1] if len(item) > 2 else b"" for item in outputs_json]))
+    parts = np.empty((size, 6 + 2 * len(extra)), dtype=object)
+    parts[:, 0] = head
+    parts[:, 1] = list(inputs_json)
+    parts[:, 2] = b',"outputs":{"probability":'
+    parts[:, 3] = text[1:-1].encode().split(b", ")
+    parts[:, 4] = [ends[d] for d in decisions]
+    for j, (key, values) in enumerate(extra):
+        parts[:, 5 + 2 * j] = key
+        parts[:, 6 + 2 * j] = list(values)
+    parts[:, -1] = b"}}\n"
+    return b"".join(parts.ravel().tolist())
 
 
 class PredictionLog:
@@ -261,10 +266,12 @@ class PredictionLog:
         probabilities: Sequence[float],
         decisions: Sequence[str],
         outputs_json: Sequence[bytes] | None = None,
+        members: Sequence[tuple[str, Sequence[bytes]]] = (),
     ) -> bool:
         """Write one request's rows from each record's JSON text (the service's fast path); never raises.
 
-        ``outputs_json``: each record's further outputs (its reasons) as a JSON object."""
+        Further outputs (a record's reasons): ``outputs_json``, each record's as a JSON object, or
+        ``members``, ``(key, each record's JSON value)`` pairs (``jsonl_text``)."""
         if not inputs_json:
             return True
 
@@ -272,7 +279,14 @@ class PredictionLog:
             records = self.redactor.redact_json(inputs_json) if self.redactor.active else inputs_json
             if self.format == "jsonl":
                 text = jsonl_text(
-                    request_id, model_version, timestamp, records, probabilities, decisions, outputs_json
+                    request_id,
+                    model_version,
+                    timestamp,
+                    records,
+                    probabilities,
+                    decisions,
+                    outputs_json,
+                    members,
                 )
                 self._append_jsonl(text, model_version, timestamp)
                 return
@@ -282,6 +296,10 @@ class PredictionLog:
             if outputs_json is not None:
                 outputs = [
                     {**out, **json.loads(extra)} for out, extra in zip(outputs, outputs_json, strict=True)
+                ]
+            for key, values in members:
+                outputs = [
+                    {**out, key: json.loads(value)} for out, value in zip(outputs, values, strict=True)
                 ]
             inputs = [json.loads(item) for item in records]
             self._write(make_rows(request_id, model_version, inputs, outputs, timestamp))
