@@ -3,7 +3,9 @@
 Production runs v2 with v1 in its history. A dispatched rollback opens the pull request back to v1
 (exactly the previous entry); the promotion check on that pull request fails until a member of the
 model-risk team approved it (team membership and reviews read through the API); the push of the merge
-records the rollback and its approver in the hash-chained audit trail on the audit branch.
+records the rollback and its approver in the hash-chained audit trail on the audit branch. In the low
+risk tier the same rollback needs nobody: the pull request's run checks it, merges it through the API at
+the head it checked (job auto-merge) and records it in the trail itself.
 """
 
 from __future__ import annotations
@@ -150,3 +152,54 @@ def test_rollback_dispatch_check_and_merge_record(act):
     assert [a["login"] for a in record["approvers"]] == ["plat-bob", "risk-ann"]
     assert record["merge_commit"] == merge and record["pull_request"] == 1
     audit.verify_chain([record])
+
+
+def test_low_tier_promotion_check_merges_by_itself_and_records_it(act):
+    """Low tier: the pull request's run checks it and merges it at the checked head, no review, no click."""
+    project, github = act.project, act.github
+
+    # main: the low risk tier, v2 in production again with v1 before it (the state test 1 started from)
+    git(project, "checkout", "-q", "main")
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("risk_tier: high", "risk_tier: low", 1))
+    state = Production(current=entry("v2"), history=[entry("v1")])
+    (project / "governance/production.yaml").write_text(render_production(state), encoding="utf-8")
+    kustomization = deploy.render_kustomization(state, project / "serving/k8s")
+    (project / "serving/k8s/kustomization.yaml").write_text(kustomization, encoding="utf-8")
+    git(project, "commit", "-qam", "low tier; v2 in production")
+    git(project, "update-ref", "refs/remotes/origin/main", "main")
+
+    # the rollback pull request (as `mlops rollback` opens it): production.yaml and the kustomization only
+    git(project, "checkout", "-q", "-b", "rollback/v1-low")
+    rolled = state.rollback()
+    (project / "governance/production.yaml").write_text(render_production(rolled), encoding="utf-8")
+    kustomization = deploy.render_kustomization(rolled, project / "serving/k8s")
+    (project / "serving/k8s/kustomization.yaml").write_text(kustomization, encoding="utf-8")
+    git(project, "commit", "-qam", "Roll production back to model v1")
+    head = git(project, "rev-parse", "HEAD").strip()
+    number = len(github.pulls) + 1
+    github.pulls.append({"number": number, "state": "open", "title": "Roll production back to model v1",
+                         "body": "", "head": {"ref": "rollback/v1-low", "sha": head}, "base": {"ref": "main"},
+                         "labels": [], "merged_at": None})  # fmt: skip
+    entries_before = github.files.get(("audit", "governance/audit.jsonl"), b"").decode().splitlines()
+
+    event = pull_request_event(number, head, "rollback/v1-low")
+    event["pull_request"]["head"]["repo"] = {"full_name": "acme/credit"}
+    result = act.run("pull_request", event, 305, workflow="promote.yml")
+    assert result.returncode == 0, result.stdout[-6000:]
+    jobs = job_results(result.stdout)
+    assert set(jobs.values()) == {"succeeded"} and any("automatic promotion" in j for j in jobs), jobs
+
+    # merged through the API, conditional on the head the check ran on, with nobody's review
+    (merge,) = github.calls("PUT", rf"/pulls/{number}/merge$")
+    assert merge["body"]["sha"] == head and merge["auth"] == "Bearer ghs_act_token"
+    pull = github.pulls[number - 1]
+    assert pull["merged"] and "(low tier: automatic)" in result.stdout
+    # and recorded by the same run (a merge by the workflow token starts no push workflow)
+    lines = github.files[("audit", "governance/audit.jsonl")].decode().splitlines()
+    assert lines[: len(entries_before)] == entries_before
+    record = json.loads(lines[-1])
+    assert (record["action"], record["model_version"], record["replaced"]) == ("rollback", "v1", "v2")
+    assert record["merge_commit"] == pull["merge_commit_sha"] and record["pull_request"] == number
+    assert record["approvers"] == []
+    audit.verify_chain([json.loads(line) for line in lines])
