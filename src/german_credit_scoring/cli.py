@@ -69,7 +69,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "codeowners": (
         "german_credit_scoring.governance:codeowners_cli",
-        "write or check .github/CODEOWNERS and the ruleset from governance/ (owners, risk tier)",
+        "write or check .github/CODEOWNERS and the ruleset from governance/ (owners, risk tier); --resolve-teams",
     ),
     "card": ("german_credit_scoring.governance.card:card_cli", "render the model card (with approvers)"),
     "lineage": ("german_credit_scoring.governance.lineage:lineage_cli", "write the model's lineage manifest"),

@@ -304,10 +304,115 @@ def test_every_tier_is_defined_and_names_known_checks_and_groups(tmp_path):
 
 def test_a_required_team_without_an_id_is_a_clear_error(tmp_path):
     owners = tmp_path / "owners.yaml"
-    owners.write_text(OWNERS.read_text().replace("  platform: 1000003\n", ""))
+    owners.write_text(OWNERS.read_text().replace("  platform: -3\n", ""))
+    assert "platform" not in yaml.safe_load(owners.read_text())["team_ids"]
     (tmp_path / "tiers.yaml").write_text(TIERS.read_text())
     (tmp_path / "ruleset.json").write_text(RULESET.read_text())
     with pytest.raises(policy.SettingsError, match=r"team_ids\.platform"):
         policy.generated_files(
             owners, tmp_path / "tiers.yaml", ROOT / "params.yaml", tmp_path / "ruleset.json", "high"
         )
+
+
+# --- team ids: placeholders and resolving them through the API ------------------------------------------
+
+from tests.unit.test_github import fake_github  # noqa: E402, F401  (the REST stand-in's fixture)
+
+
+def governance_copy(root: Path) -> Path:
+    """governance/ and params.yaml in ``root`` (the fixture's working directory); the owners file."""
+    import shutil
+
+    shutil.copytree(ROOT / "governance", root / "governance")
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    (root / ".github").mkdir()
+    shutil.copy(CODEOWNERS, root / ".github/CODEOWNERS")
+    return root / "governance/owners.yaml"
+
+
+def test_check_says_which_team_ids_are_still_placeholders(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    _, ids = load_teams(OWNERS)
+    assert policy.codeowners_cli(["--check"]) == 0  # in step; the placeholders are a warning
+    err = capsys.readouterr().err
+    if all(team_id > 0 for team_id in ids.values()):
+        assert "placeholder" not in err
+        return
+    assert "team_ids of data, model_risk, platform are still placeholders" in err
+    assert "the high tier's ruleset requires model_risk, platform" in err
+    assert "mlops codeowners --resolve-teams" in err
+
+
+def test_resolve_teams_writes_the_ids_and_the_ruleset_names_them(fake_github, tmp_path, capsys):  # noqa: F811
+    owners = governance_copy(tmp_path)
+    fake_github.teams = {"acme/model-risk": 4101, "acme/data": 4102, "acme/platform": 4103}
+    before = owners.read_text()
+
+    assert policy.codeowners_cli(["--resolve-teams"]) == 0, capsys.readouterr().err
+    assert yaml.safe_load(owners.read_text())["team_ids"] == {
+        "model_risk": 4101,
+        "data": 4102,
+        "platform": 4103,
+    }
+    # only the ids changed: comments and everything else kept
+    changed = [
+        (a, b) for a, b in zip(before.splitlines(), owners.read_text().splitlines(), strict=True) if a != b
+    ]
+    assert [b.split(":")[0].strip() for _, b in changed] == ["model_risk", "data", "platform"]
+    requests = fake_github.calls("GET", r"^/orgs/")
+    assert [r["path"] for r in requests] == ["/orgs/acme/teams/model-risk", "/orgs/acme/teams/data",
+                                             "/orgs/acme/teams/platform"]  # fmt: skip
+    assert {r["auth"] for r in requests} == {"Bearer ghs_workflow_token"}
+    ruleset = json.loads((tmp_path / "governance/ruleset.json").read_text())
+    pull = next(r["parameters"] for r in ruleset["rules"] if r["type"] == "pull_request")
+    assert [e["reviewer"]["id"] for e in pull["required_reviewers"]] == [4101, 4103]  # high: risk, platform
+    capsys.readouterr()
+    assert policy.codeowners_cli(["--check"]) == 0
+    assert "placeholder" not in capsys.readouterr().err
+
+
+def test_a_team_that_does_not_exist_or_cannot_be_read_is_named(fake_github, tmp_path, capsys):  # noqa: F811
+    owners = governance_copy(tmp_path)
+    before = owners.read_text()
+    fake_github.teams = {"acme/model-risk": 4101, "acme/data": 4102}  # no acme/platform
+    assert policy.codeowners_cli(["--resolve-teams"]) == 2
+    err = capsys.readouterr().err
+    assert "team @acme/platform (teams.platform) does not exist, or the token cannot see it" in err
+    assert "model-risk" not in err and owners.read_text() == before  # nothing written
+
+    fake_github.deny = {"GET"}
+    assert policy.codeowners_cli(["--resolve-teams"]) == 2
+    err = capsys.readouterr().err
+    assert "the token cannot read team @acme/model-risk (teams.model_risk): 403" in err
+    assert owners.read_text() == before
+
+
+def test_resolve_teams_takes_the_gh_cli_token_or_says_it_has_none(fake_github, tmp_path, monkeypatch, capsys):  # noqa: F811
+    governance_copy(tmp_path)
+    fake_github.teams = {"acme/model-risk": 1, "acme/data": 2, "acme/platform": 3}
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert policy.codeowners_cli(["--resolve-teams"]) == 2
+    assert "set GITHUB_TOKEN or log in with `gh auth login`" in capsys.readouterr().err
+
+    gh = tmp_path / "bin/gh"
+    gh.parent.mkdir()
+    gh.write_text("#!/bin/sh\n[ \"$1 $2\" = 'auth token' ] && echo gho_from_gh_cli\n")
+    gh.chmod(0o755)
+    assert policy.codeowners_cli(["--resolve-teams"]) == 0, capsys.readouterr().err
+    assert {r["auth"] for r in fake_github.calls("GET", r"^/orgs/")} == {"Bearer gho_from_gh_cli"}
+
+
+def test_team_ids_are_written_into_an_owners_file_without_them(tmp_path):
+    from german_credit_scoring.governance.owners import write_team_ids
+
+    owners = tmp_path / "owners.yaml"
+    owners.write_text("teams: {risk: '@org/risk', ops: '@org/ops'}  # two teams\ndefault: [ops]\n")
+    write_team_ids(owners, {"risk": 7, "ops": 8})
+    assert load_teams(owners)[1] == {"risk": 7, "ops": 8}
+    write_team_ids(owners, {"ops": 9})
+    assert load_teams(owners)[1] == {"risk": 7, "ops": 9} and "# two teams" in owners.read_text()
+    owners.write_text(owners.read_text().replace("ops: 9", "ops: 0"))
+    with pytest.raises(policy.SettingsError, match=r"team_ids\.ops must be GitHub's team id"):
+        load_teams(owners)

@@ -100,9 +100,43 @@ def load_teams(path: Path = OWNERS_FILE) -> tuple[dict[str, str], dict[str, int]
     for role, team_id in ids.items():
         if role not in teams:
             raise SettingsError(f"{path}: team_ids.{role} names an unknown role; known: {sorted(teams)}")
-        if isinstance(team_id, bool) or not isinstance(team_id, int) or team_id <= 0:
-            raise SettingsError(f"{path}: team_ids.{role} must be a positive integer, got {team_id!r}")
+        if isinstance(team_id, bool) or not isinstance(team_id, int) or team_id == 0:
+            raise SettingsError(
+                f"{path}: team_ids.{role} must be GitHub's team id (a positive integer; a negative one is a "
+                f"placeholder), got {team_id!r}"
+            )
     return teams, {str(k): int(v) for k, v in ids.items()}
+
+
+def placeholder_roles(team_ids: dict[str, int]) -> list[str]:
+    """Roles whose team id is still a placeholder (negative: GitHub refuses a ruleset naming it)."""
+    return sorted(role for role, team_id in team_ids.items() if team_id < 0)
+
+
+def write_team_ids(path: Path, ids: dict[str, int]) -> None:
+    """Set ``team_ids.<role>`` in ``owners.yaml`` in place, keeping its comments and order."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(r"^team_ids:\s*(#.*)?$", line)), None)
+    if start is None:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines += ["\nteam_ids:\n"]
+        start = len(lines) - 1
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].startswith((" ", "\t", "#"))):
+        end += 1
+    block = lines[start + 1 : end]
+    done = set()
+    for index, line in enumerate(block):
+        found = re.match(r"^(\s+)([A-Za-z0-9_-]+):\s*[^#\n]*?(\s*#.*)?$", line.rstrip("\n"))
+        if found and found.group(2) in ids:
+            role = found.group(2)
+            block[index] = f"{found.group(1)}{role}: {ids[role]}{found.group(3) or ''}\n"
+            done.add(role)
+    last = max((i for i, line in enumerate(block) if line.strip() and not line.lstrip().startswith("#")),
+               default=-1)  # fmt: skip
+    block[last + 1 : last + 1] = [f"  {role}: {ids[role]}\n" for role in ids if role not in done]
+    write_text(path, "".join(lines[: start + 1] + block + lines[end:]))
 
 
 def _anchor(pattern: str) -> str:

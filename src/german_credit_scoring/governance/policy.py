@@ -34,7 +34,9 @@ from german_credit_scoring.governance.owners import (
     OWNERS_FILE,
     load_owners,
     load_teams,
+    placeholder_roles,
     render_codeowners,
+    write_team_ids,
 )
 from german_credit_scoring.io import write_text
 
@@ -279,6 +281,88 @@ def merge_blockers(
     return blockers
 
 
+# --- team ids from the API -------------------------------------------------------------------------------
+
+
+def github_token() -> str | None:
+    """``GITHUB_TOKEN``, else what ``gh auth token`` prints (a logged-in GitHub CLI), else None."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.environ.get("GITHUB_TOKEN"):
+        return os.environ["GITHUB_TOKEN"]
+    gh = shutil.which("gh")
+    if gh is None:
+        return None
+    done = subprocess.run([gh, "auth", "token"], capture_output=True, text=True, check=False, timeout=30)
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def resolve_team_ids(teams: Mapping[str, str], token: str | None = None) -> tuple[dict[str, int], list[str]]:
+    """``(role -> team id, problems)`` from ``GET /orgs/{org}/teams/{slug}`` for every ``@org/slug`` team.
+
+    A user handle (``@login``) is no team and is skipped; a team that does not exist, or that the token
+    cannot see, is a problem naming it.
+    """
+    import os
+    import urllib.parse
+
+    from german_credit_scoring.gitops.github import DEFAULT_API_URL, GitHub, GitHubError
+
+    ids: dict[str, int] = {}
+    problems: list[str] = []
+    api_url = os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
+    for role, handle in teams.items():
+        org, slash, slug = handle.lstrip("@").partition("/")
+        if not slash:
+            print(f"teams.{role} is {handle}, a user, not a team: no team id (the ruleset cannot require it)")
+            continue
+        client = GitHub(repository=f"{org}/-", token=token, api_url=api_url)
+        quote = urllib.parse.quote
+        try:
+            found = client.request("GET", f"/orgs/{quote(org, safe='')}/teams/{quote(slug, safe='')}")
+        except GitHubError as error:
+            if error.status == 404:
+                problems.append(
+                    f"team {handle} (teams.{role}) does not exist, or the token cannot see it: check the "
+                    "handle, and that the token may read the organisation's teams (read:org)"
+                )
+            elif error.status in {401, 403}:
+                problems.append(
+                    f"the token cannot read team {handle} (teams.{role}): {error.status} {error.message}"
+                )
+            else:
+                problems.append(f"team {handle} (teams.{role}): {error}")
+            continue
+        ids[role] = int(found["id"])
+    return ids, problems
+
+
+def _warn_placeholders(owners: Path, tier_name: str | None, tiers: TierFile | None) -> None:
+    try:
+        _, team_ids = load_teams(owners)
+    except SettingsError:
+        return
+    roles = placeholder_roles(team_ids)
+    if not roles:
+        return
+    used = {r.role for r in tiers.policy(tier_name).required_reviewers} if tiers and tier_name else set()
+    needed = [r for r in roles if r in used]
+    message = (
+        f"{owners}: team_ids of {', '.join(roles)} are still placeholders, not GitHub team ids"
+        + (
+            f"; the {tier_name} tier's ruleset requires {', '.join(needed)} (GitHub refuses it as it is)"
+            if needed
+            else ""
+        )
+        + ": run `uv run mlops codeowners --resolve-teams` (token from GITHUB_TOKEN or `gh auth token`)"
+    )
+    from german_credit_scoring.gitops.github import warn
+
+    warn(message)
+
+
 # --- CLI ------------------------------------------------------------------------------------------------
 
 
@@ -288,6 +372,12 @@ def codeowners_cli(argv: list[str]) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="write CODEOWNERS (and the ruleset)")
     mode.add_argument("--check", action="store_true", help="exit 1 when a file is not what --write gives")
+    mode.add_argument(
+        "--resolve-teams",
+        action="store_true",
+        help="look up each team's id (GET /orgs/ORG/teams/SLUG; token from GITHUB_TOKEN or `gh auth token`), "
+        "write them into team_ids of the owners file, then --write",
+    )
     parser.add_argument("--owners", type=Path, default=OWNERS_FILE)
     parser.add_argument("--output", type=Path, default=CODEOWNERS_FILE, help="the CODEOWNERS file")
     parser.add_argument("--tiers", type=Path, help="default: tiers.yaml beside the owners file")
@@ -299,6 +389,26 @@ def codeowners_cli(argv: list[str]) -> int:
     args.tiers = args.tiers or folder / TIERS_FILE.name
     args.ruleset = args.ruleset or folder / RULESET_FILE.name
     args.params = args.params or folder.parent / PARAMS_FILE.name
+    if args.resolve_teams:
+        try:
+            teams, _ = load_teams(args.owners)
+        except SettingsError as error:
+            print(f"mlops codeowners: {error}", file=sys.stderr)
+            return 2
+        token = github_token()
+        if token is None:
+            print("mlops codeowners: --resolve-teams needs a token that may read the organisation's teams: "
+                  "set GITHUB_TOKEN or log in with `gh auth login`", file=sys.stderr)  # fmt: skip
+            return 2
+        ids, problems = resolve_team_ids(teams, token)
+        if problems:
+            for problem in problems:
+                print(f"mlops codeowners: {problem}", file=sys.stderr)
+            print(f"mlops codeowners: {args.owners} left unchanged", file=sys.stderr)
+            return 2
+        write_team_ids(args.owners, ids)
+        print(f"wrote team_ids to {args.owners}: " + ", ".join(f"{r} {i}" for r, i in ids.items()))
+        args.write = True
     try:
         generated = generated_files(args.owners, args.tiers, args.params, args.ruleset, args.tier)
     except SettingsError as error:
@@ -323,4 +433,13 @@ def codeowners_cli(argv: list[str]) -> int:
             file=sys.stderr,
         )
         status = 1
+    tier_name = None
+    tiers = None
+    if args.tiers.is_file():
+        try:
+            tiers = load_tiers(args.tiers)
+            tier_name = args.tier or project_tier(args.params)
+        except (SettingsError, OSError):
+            tiers = None
+    _warn_placeholders(args.owners, tier_name, tiers)
     return status
