@@ -94,19 +94,39 @@ def test_append_adds_a_tracked_part_and_moves_the_pointer(project, features):
     assert any(p.is_file() for p in (project / "remote").rglob("*"))  # the content reached the remote
 
 
+def test_rows_are_duplicates_however_the_data_file_wrote_their_numbers_and_gaps(project, features):
+    # given the dataset file with every numeric column written as floats (2372.0), as a tool that
+    # went through pandas with a gap in the column leaves it
+    settings = load_settings("params.yaml")
+    base = read_dataset(settings)
+    floats = base.assign(**{f.name: base[f.name].astype("float64") for f in features.numeric})
+    path = Path(settings.data.path)
+    if path.suffix == ".parquet":
+        floats.to_parquet(path, index=False)
+    else:
+        floats.to_csv(path, index=False)
+    # when rows already there are offered again: typed by the contract, and with their missing cells
+    gaps = base[base[features.names].isna().any(axis=1)].head(5)
+    offered = pd.concat([base.head(5), gaps], ignore_index=True)
+    result = append(offered, settings, features, _classes(settings, base), Path("params.yaml"), dvc=False)
+    # then each is recognised as already in the dataset, and no version is added
+    assert (result.duplicates_in_dataset, result.added, result.part) == (len(offered), 0, None)
+
+
 def test_rows_breaking_the_contract_are_refused_by_column(project, features):
     settings = load_settings("params.yaml")
     base = read_dataset(settings)
     classes = _classes(settings, base)
-    category = features.categorical[0].name
+    # a value the contract does not allow: an undeclared category, else a number above the maximum
+    checked = next(f for f in features.features if f.allowed_values or f.max is not None)
     bad = base.head(3).copy()
-    bad[category] = "not-a-category"
-    with pytest.raises(DataError, match=category):
+    bad[checked.name] = "not-a-category" if checked.allowed_values else checked.max + 1
+    with pytest.raises(DataError, match=checked.name):
         append(bad, settings, features, classes, Path("params.yaml"))
     with pytest.raises(DataError, match=settings.data.target):
         append(base.head(3).assign(**{settings.data.target: "maybe"}), settings, features, classes)
     with pytest.raises(DataError, match="lack"):
-        append(base.head(3).drop(columns=[category]), settings, features, classes)
+        append(base.head(3).drop(columns=[checked.name]), settings, features, classes)
     assert load_settings("params.yaml").data.appended == []  # nothing moved
     # nothing labelled yet (an empty store): no new version, and the command says so without failing
     assert dataset_cli(["append", "--store", "empty-store", "--pointers-out", "p.txt", "--no-dvc"]) == 0

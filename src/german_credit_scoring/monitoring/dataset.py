@@ -73,8 +73,16 @@ def read_dataset(settings: Settings) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    return pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
+def _row_keys(frame: pd.DataFrame, columns: list[str], numeric: set[str]) -> pd.Series:
+    """One hash per row, the same for equal values however they were read: a number as a float (a
+    file's 2372.0 and the contract's int 2372 agree), any missing value (NaN, None, NA) as None."""
+    parts = {}
+    for name in columns:
+        column = frame[name]
+        if name in numeric:
+            column = pd.to_numeric(column, errors="coerce").astype("float64")
+        parts[name] = column.astype(object).where(column.notna(), None).astype(str)
+    return pd.util.hash_pandas_object(pd.DataFrame(parts, index=frame.index), index=False)
 
 
 def validate_rows(
@@ -158,7 +166,9 @@ def append(
         columns = [key, *columns]
         new_keys, old_keys = typed[key].astype(str), set(current[key].astype(str))
     else:  # no key: a row is a duplicate when every contract column and the label are equal
-        new_keys, old_keys = _row_keys(typed, columns), set(_row_keys(current, columns))
+        numeric = {f.name for f in features.features if f.is_numeric}
+        new_keys = _row_keys(typed, columns, numeric)
+        old_keys = set(_row_keys(current, columns, numeric))
     in_dataset = new_keys.isin(old_keys)
     in_batch = new_keys.duplicated(keep="last") & ~in_dataset
     keep = typed[~in_dataset & ~in_batch]
