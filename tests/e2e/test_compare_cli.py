@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.e2e.helpers import copy_project, dvc, git, run
+from tests.e2e.helpers import dvc, git, run
 
 pytestmark = pytest.mark.e2e
 
@@ -20,11 +20,9 @@ def mlops(project, *args):
 
 
 @pytest.fixture(scope="module")
-def branch(tmp_path_factory):
+def branch(tmp_path_factory, clone_reproduced):
     """main: one full run committed (its dvc.lock pins models/approved); a branch with another C, rerun."""
-    project = copy_project(tmp_path_factory.mktemp("compare"))
-    result = dvc(project, "repro", "gate")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    project = clone_reproduced(tmp_path_factory.mktemp("compare"))
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "main's release")
     git(project, "checkout", "-q", "-b", "candidate")

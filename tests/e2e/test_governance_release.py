@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from german_credit_scoring.governance import lineage
-from tests.e2e.helpers import copy_project, dvc, project_env, run
+from tests.e2e.helpers import project_env, run
 from tests.unit.test_lineage import key_pair
 
 pytestmark = pytest.mark.e2e
@@ -22,10 +22,9 @@ def mlops(project: Path, *args: str):
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    project = copy_project(tmp_path_factory.mktemp("release"))
-    result = dvc(project, "repro", "package")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+def released(tmp_path_factory, clone_reproduced):
+    """The session's shared run through `package` (see conftest.py), with its lineage and signatures."""
+    project = clone_reproduced(tmp_path_factory.mktemp("release"))
     made = mlops(project, "lineage")
     assert made.returncode == 0, made.stdout + made.stderr
     private, public = key_pair(project)

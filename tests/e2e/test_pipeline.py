@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.e2e.helpers import copy_project, digest, dvc, relax_gate
+from tests.e2e.helpers import digest, dvc
 
 pytestmark = pytest.mark.e2e
 
@@ -44,14 +44,10 @@ OUTPUTS = [
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A copy of the project after one full `dvc repro` up to the gate, under a policy every model meets
-    (what the project's own policy decides about its data is not what these tests are about)."""
-    project = copy_project(tmp_path_factory.mktemp("project"))
-    relax_gate(project)
-    result = dvc(project, "repro", "gate")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return project
+def project(tmp_path_factory, clone_reproduced):
+    """A copy of the project after one full `dvc repro` (the session's shared run, see conftest.py),
+    under a policy every model meets."""
+    return clone_reproduced(tmp_path_factory.mktemp("pipeline"))
 
 
 def test_every_stage_runs_and_writes_its_outputs(project):

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.helpers import copy_project, dvc, project_env, relax_gate, run
+from tests.e2e.helpers import dvc, project_env, run
 
 pytestmark = pytest.mark.e2e
 
@@ -62,12 +62,18 @@ def server(tmp_path_factory):
         log.close()
 
 
-def test_pipeline_logs_to_the_server_and_registers_the_challenger(server, tmp_path, settings):
+def test_pipeline_logs_to_the_server_and_registers_the_challenger(
+    server, tmp_path, settings, clone_reproduced
+):
     from mlflow import MlflowClient
 
-    project = copy_project(tmp_path / "project")
-    relax_gate(project)  # an approved model to register, whatever the project's policy says of its data
+    # the session's shared run (an approved model under a policy every model meets), its embedded
+    # store removed: training runs again against the server, and the stages after it with it
+    project = clone_reproduced(tmp_path)
+    (project / "mlflow.db").unlink()
     env = project_env(project, MLFLOW_TRACKING_URI=server)
+    result = run(project, sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "train", env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     result = run(project, sys.executable, "-m", "dvc", "repro", "gate", env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not (project / "mlflow.db").exists()  # nothing went to the embedded store
@@ -96,8 +102,9 @@ def test_pipeline_logs_to_the_server_and_registers_the_challenger(server, tmp_pa
     assert champion.version == challenger.version
 
 
-def test_without_a_server_runs_go_to_the_embedded_store(tmp_path):
-    project = copy_project(tmp_path / "project")
-    result = dvc(project, "repro", "train")
+def test_without_a_server_runs_go_to_the_embedded_store(tmp_path, clone_reproduced):
+    project = clone_reproduced(tmp_path)
+    (project / "mlflow.db").unlink()
+    result = dvc(project, "repro", "--force", "--single-item", "train")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (project / "mlflow.db").is_file()
