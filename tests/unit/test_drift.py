@@ -447,22 +447,24 @@ def test_holm_and_bonferroni_adjusted_p_values():
 
 
 def test_a_key_feature_suddenly_30_percent_missing_is_drift_of_its_own(split, features, settings):
-    # given the held-out rows with 30% of a numeric model input blanked
+    # given a batch drawn from the reference rows themselves (no distribution change: the held-out
+    # quarter's own sampling noise, resampled to 2,000 rows, is drift on a 45-value category) with 30%
+    # of a numeric model input blanked
     name = shiftable(split, features)
-    current = split.test.sample(2000, replace=True, random_state=4).reset_index(drop=True)
+    current = split.train.sample(2000, replace=True, random_state=4).reset_index(drop=True)
     current[name] = current[name].astype("float64")
     current.loc[np.random.default_rng(4).random(len(current)) < 0.3, name] = np.nan
     result = check_drift(split.train, current, features, settings)
-    # then the check alarms, naming the feature and the missing-rate change
+    # then the check alarms on that alone, naming the feature and the missing-rate change
     assert result["verdict"] == "drift"
     row = next(r for r in result["features"] if r["name"] == name)
     assert row["missing_drifted"] and row["missing_rate_current"] == pytest.approx(0.3, abs=0.04)
-    assert {"kind": "missing_rate", "name": name} == {
-        k: v for k, v in result["findings"][0].items() if k != "reasons"
-    }
+    assert [{k: v for k, v in f.items() if k != "reasons"} for f in result["findings"]] == [
+        {"kind": "missing_rate", "name": name}
+    ]
     assert "missing values changed" in result["message"] and name in result["message"]
     # and the same batch without the gap does not
-    steady = split.test.sample(2000, replace=True, random_state=4).reset_index(drop=True)
+    steady = split.train.sample(2000, replace=True, random_state=4).reset_index(drop=True)
     assert not any(
         r["missing_drifted"] for r in check_drift(split.train, steady, features, settings)["features"]
     )
