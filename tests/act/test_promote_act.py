@@ -161,7 +161,7 @@ def test_low_tier_promotion_check_merges_by_itself_and_records_it(act):
     # main: the low risk tier, v2 in production again with v1 before it (the state test 1 started from)
     git(project, "checkout", "-q", "main")
     params = (project / "params.yaml").read_text()
-    (project / "params.yaml").write_text(params.replace("risk_tier: high", "risk_tier: low", 1))
+    (project / "params.yaml").write_text(re.sub(r"(?m)^(\s+risk_tier:) \w+", r"\1 low", params, count=1))
     state = Production(current=entry("v2"), history=[entry("v1")])
     (project / "governance/production.yaml").write_text(render_production(state), encoding="utf-8")
     kustomization = deploy.render_kustomization(state, project / "serving/k8s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -333,15 +334,40 @@ def governance_copy(root: Path) -> Path:
 def test_check_says_which_team_ids_are_still_placeholders(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    _, ids = load_teams(OWNERS)
+    from german_credit_scoring.governance.owners import placeholder_roles
+
+    placeholders = placeholder_roles(load_teams(OWNERS)[1])
+    tier = policy.project_tier(ROOT / "params.yaml")
+    required = {r.role for r in policy.load_tiers(TIERS).policy(tier).required_reviewers}
     assert policy.codeowners_cli(["--check"]) == 0  # in step; the placeholders are a warning
     err = capsys.readouterr().err
-    if all(team_id > 0 for team_id in ids.values()):
+    if not placeholders:  # a project that resolved its teams
         assert "placeholder" not in err
         return
-    assert "team_ids of data, model_risk, platform are still placeholders" in err
-    assert "the high tier's ruleset requires model_risk, platform" in err
+    assert f"team_ids of {', '.join(placeholders)} are still placeholders" in err
+    needed = [role for role in placeholders if role in required]
+    assert (f"the {tier} tier's ruleset requires {', '.join(needed)}" in err) is bool(needed)
     assert "mlops codeowners --resolve-teams" in err
+
+
+def test_placeholders_are_named_for_the_tier_that_needs_them(tmp_path, capsys):
+    import shutil
+
+    for name in ("owners.yaml", "tiers.yaml", "ruleset.json"):
+        shutil.copy(ROOT / "governance" / name, tmp_path / name)
+    args = ["--owners", str(tmp_path / "owners.yaml"), "--output", str(tmp_path / "CODEOWNERS")]
+    args += ["--params", str(ROOT / "params.yaml")]
+    (tmp_path / "owners.yaml").write_text(
+        re.sub(r"(?m)^(  (\w+)): -?\d+$", lambda m: f"{m.group(1)}: {-1 - len(m.group(2))}",
+               (tmp_path / "owners.yaml").read_text())
+    )  # fmt: skip
+    assert policy.codeowners_cli(["--write", "--tier", "high", *args]) == 0
+    assert "the high tier's ruleset requires model_risk, platform" in capsys.readouterr().err
+    assert policy.codeowners_cli(["--write", "--tier", "medium", *args]) == 0
+    assert "the medium tier's ruleset requires model_risk (" in capsys.readouterr().err
+    assert policy.codeowners_cli(["--write", "--tier", "low", *args]) == 0
+    err = capsys.readouterr().err
+    assert "are still placeholders" in err and "ruleset requires" not in err
 
 
 def test_resolve_teams_writes_the_ids_and_the_ruleset_names_them(fake_github, tmp_path, capsys):  # noqa: F811

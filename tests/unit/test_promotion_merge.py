@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,7 +35,7 @@ def promotion_pull_request(root: Path, fake, tier: str, extra: dict[str, str] | 
     shutil.copytree(ROOT / "governance", root / "governance")
     (root / "governance/audit.jsonl").unlink(missing_ok=True)
     params = (ROOT / "params.yaml").read_text()
-    (root / "params.yaml").write_text(params.replace("risk_tier: high", f"risk_tier: {tier}"))
+    (root / "params.yaml").write_text(re.sub(r"(?m)^(\s+risk_tier:) \w+", rf"\1 {tier}", params, count=1))
     shutil.copytree(ROOT / "serving/k8s", root / "serving/k8s")
     (root / "governance/production.yaml").write_text(render_production(Production()))
     (root / "serving/k8s/kustomization.yaml").write_text(deploy.render_kustomization(Production()))
@@ -138,7 +139,9 @@ def test_a_failed_check_never_merges(fake_github, tmp_path, capsys, break_it, me
 
 def test_a_pull_request_changing_more_than_production_is_left_to_a_person(fake_github, tmp_path, capsys):  # noqa: F811
     promotion_pull_request(tmp_path, fake_github, "low", extra={"params.yaml": "project: {risk_tier: low}\n"})
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("high", "low", 1))
+    (tmp_path / "params.yaml").write_text(
+        re.sub(r"(?m)^(\s+risk_tier:) \w+", r"\1 low", (ROOT / "params.yaml").read_text(), count=1)
+    )
     assert promotion.check_cli(CHECK) == 0
     assert (
         "it changes more than governance/production.yaml and serving/k8s/kustomization.yaml: params.yaml"
