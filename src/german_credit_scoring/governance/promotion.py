@@ -8,7 +8,10 @@
 * ``mlops rollback`` opens the pull request back to the newest ``history`` entry: exactly it.
 * ``mlops promotion-check`` (the ``promote`` workflow, on the pull request) accepts only those two
   shapes of change, re-verifies the gate and the model digest, and, for tiers with a named approver,
-  requires an approving review from a member of that team (read through the API).
+  requires an approving review from a member of that team (read through the API). With
+  ``--merge-if-allowed`` (the ``auto-merge`` job), a passing check in a tier with automatic promotion
+  (low) merges the pull request through the API at the head it checked and records it in the audit
+  trail at once; medium and high never merge by themselves.
 * ``mlops audit-record`` (the ``promote`` workflow, on the push to main) reads the merged pull
   request's reviews through the API and appends the hash-chained entry to the audit trail, which is
   kept on the ``audit`` branch: main's ruleset lets no bot push, and a push to the pull request
@@ -635,6 +638,10 @@ def merge_if_allowed(
     recorded, for when an App token made the merge and the push does run it).
     """
     assert head.current is not None
+    if not tier.automatic_promotion:  # before anything else: these tiers never merge by themselves
+        print(f"not merged automatically: {automatic_merge_refusal(tier_name, tier, [], '', '')}")
+        _set_output(merged="false")
+        return 0
     checked = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
