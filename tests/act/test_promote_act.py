@@ -135,9 +135,15 @@ def test_rollback_dispatch_check_and_merge_record(act):
     github.reviews[1].append(
         {"user": {"login": "risk-ann"}, "state": "APPROVED", "submitted_at": "y", "commit_id": head}
     )
-    passed = act.run("pull_request", pull_request_event(1, head, "rollback/v1"), 303, workflow="promote.yml")
+    event = pull_request_event(1, head, "rollback/v1")
+    event["pull_request"]["head"]["repo"] = {"full_name": "acme/credit"}  # not a fork: auto-merge runs too
+    passed = act.run("pull_request", event, 303, workflow="promote.yml")
     assert passed.returncode == 0, passed.stdout[-6000:]
     assert "rollback of v1: every check passed" in passed.stdout
+    # the high tier never merges by itself: the auto-merge job says so and leaves the merge to a person
+    assert len(job_results(passed.stdout)) == 2 and set(job_results(passed.stdout).values()) == {"succeeded"}
+    assert "not merged automatically: the high risk tier does not allow automatic promotion" in passed.stdout
+    assert github.calls("PUT", r"/pulls/\d+/merge$") == []
 
     # 3. the merge's push records the rollback and who approved it in the audit trail
     git(project, "checkout", "-q", "main")
