@@ -111,6 +111,36 @@ def test_deep_leaves_are_solved_without_tables(settings, features, sample_frame)
     np.testing.assert_allclose(explainer.column_contributions(matrix), expected, rtol=0, atol=1e-6)
 
 
+def test_trees_too_large_for_a_cell_table_and_records_with_a_missing_value_are_explained_leaf_by_leaf(
+    settings, features, sample_frame
+):
+    import shap
+
+    from german_credit_scoring.explain.contributions import TreeContributions
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=30)
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    width = explainer.transformer.width
+    matrix = explainer.transformer_matrix(frame.head(60))
+    expected = np.asarray(shap.TreeExplainer(pipeline[-1]).shap_values(matrix))
+    # given a cell limit that leaves some trees out of the cell tables (and one that leaves all out)
+    for limit in (64, 0):
+        mixed = TreeContributions(pipeline[-1], width, cell_limit=limit)
+        assert mixed.rest is not None and mixed.cell_trees < 30
+        # then every tree is still explained exactly
+        np.testing.assert_allclose(mixed.column_contributions(matrix), expected, rtol=0, atol=1e-6)
+    # given records with a missing model column (the tree's own missing-value direction applies)
+    tree = TreeContributions(pipeline[-1], width)
+    assert tree.cell_trees == 30 and tree.rest is None
+    holes = matrix.copy()
+    holes[::3, np.unique(tree.used)[:4]] = np.nan
+    # then they are explained exactly too: contributions add up to the model's own log-odds
+    values = tree.column_contributions(holes)
+    margins = pipeline[-1].decision_function(holes)
+    np.testing.assert_allclose(tree.base_value + values.sum(axis=1), margins, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(values[1::3], expected[1::3], rtol=0, atol=1e-6)
+
+
 def test_leaf_game_is_shapley_by_enumeration():
     from itertools import combinations
     from math import factorial

@@ -21,9 +21,12 @@ model artefact alone.
 **Tree ensembles** (``hist_gradient_boosting``): path-dependent TreeSHAP (Lundberg et al. 2020, the
 algorithm of ``shap.TreeExplainer``'s default), exact Shapley values of the trees' conditional
 expectations using the training counts stored in every node. ``base_value`` is the model's baseline
-plus each tree's count-weighted mean leaf value. Each leaf's game only depends on which of its path's
-features the record agrees with, so its Shapley values are precomputed for every agreement pattern
-when the explainer is built; explaining a batch is then a few vectorised look-ups (no Python per row).
+plus each tree's count-weighted mean leaf value. A tree's Shapley values only depend on which
+interval between the tree's thresholds each of its features falls in (a **cell**), so each tree's
+values are precomputed per cell when the explainer is built (from the leaves' games, each solved per
+agreement pattern); explaining a batch is then one ``searchsorted`` per feature and one look-up per
+(tree, feature, record), vectorised over the batch (no Python per row, no per-leaf work). A tree with
+too many cells, and a record with a missing value, are explained leaf by leaf (``TreeContributions``).
 
 Contributions of model columns are summed per **input feature** (all one-hot columns of a category
 belong to their feature), which keeps the sum exact.
@@ -49,6 +52,9 @@ MAX_TREE_TABLE = 20_000_000
 TABLE_DEPTH = 10
 # Records explained per pass of the tree explainer.
 ROWS_PER_PASS = 256
+# A tree's cell table (Shapley values per combination of threshold intervals) may hold this many
+# entries; larger trees are explained leaf by leaf. All trees' tables share MAX_TREE_TABLE.
+CELL_TABLE_LIMIT = 1 << 18
 
 
 class ExplanationUnavailable(Exception):
@@ -259,30 +265,24 @@ def default_baseline(transformer: FastTransformer) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-class TreeContributions:
-    """Path-dependent TreeSHAP for a fitted binary ``HistGradientBoostingClassifier``, vectorised.
+class _PathLeaves:
+    """Path-dependent TreeSHAP of some trees, leaf by leaf, vectorised over records.
 
     Leaves whose path has at most ``table_depth`` distinct features get a table of their Shapley
     values for every agreement pattern (built once); deeper leaves (rare: ``2**d`` patterns) are
-    solved per batch with the same polynomial, vectorised over records and leaves.
+    solved per batch with the same polynomial, vectorised over records and leaves. ``expected`` is
+    the trees' count-weighted mean leaf value (their share of the base value).
     """
 
-    kind = "tree"
-
-    def __init__(self, estimator, width: int, table_depth: int = TABLE_DEPTH) -> None:
-        predictors = getattr(estimator, "_predictors", None)
-        if not predictors or len(predictors[0]) != 1:
-            raise ExplanationUnavailable("only binary gradient-boosting classifiers are explained")
+    def __init__(self, trees: Sequence[Any], width: int, table_depth: int = TABLE_DEPTH) -> None:
         self.width = width
-        base = float(np.ravel(estimator._baseline_prediction)[0])
+        base = 0.0
         split_feature, split_threshold, split_missing_left = [], [], []
         pair_split, pair_left = [], []  # per (leaf, path node): which split and which way the path goes
         group_start, group_feature, group_position, group_leaf = [], [], [], []  # per (leaf, feature)
         leaves: list[tuple[float, np.ndarray, int]] = []  # value, zero fractions, first group
-        for (predictor,) in predictors:
+        for predictor in trees:
             nodes = predictor.nodes
-            if nodes["is_categorical"].any():
-                raise ExplanationUnavailable("native categorical splits are not supported")
             split_id: dict[int, int] = {}
             for node in np.nonzero(nodes["is_leaf"] == 0)[0]:
                 split_id[int(node)] = len(split_feature)
@@ -318,7 +318,7 @@ class TreeContributions:
                     for parent, went_left in features[feature]:
                         pair_split.append(split_id[parent])
                         pair_left.append(went_left)
-        self.base_value = base
+        self.expected = base
         self.split_feature = np.asarray(split_feature, dtype=np.intp)
         self.split_threshold = np.asarray(split_threshold, dtype=np.float64)
         self.split_missing_left = np.asarray(split_missing_left, dtype=bool)
@@ -384,16 +384,18 @@ class TreeContributions:
             (np.ones(group_feature.size), (group_feature, np.arange(group_feature.size))),
             shape=(width, group_feature.size),
         )
+        # (groups x rows) intermediates stay small enough for the caches: ROWS_PER_PASS records at the
+        # size of a whole model, more for a few trees
+        self.rows_per_pass = max(ROWS_PER_PASS, ROWS_PER_PASS * 16_384 // max(1, self.group_start.size))
 
     def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
         matrix = np.asarray(matrix, dtype=np.float64)
         n = matrix.shape[0]
         if n == 0 or self.group_start.size == 0:
             return np.zeros((n, self.width), dtype=np.float64)
-        if n > ROWS_PER_PASS:  # (groups x rows) intermediates stay small enough for the caches
-            return np.vstack(
-                [self.column_contributions(matrix[i : i + ROWS_PER_PASS]) for i in range(0, n, ROWS_PER_PASS)]
-            )
+        step = self.rows_per_pass
+        if n > step:
+            return np.vstack([self.column_contributions(matrix[i : i + step]) for i in range(0, n, step)])
         x = matrix.T[self.split_feature]  # (splits, n)
         go_left = x <= self.split_threshold[:, None]
         missing = np.isnan(x)
@@ -414,6 +416,181 @@ class TreeContributions:
             agree = agrees[groups].reshape(-1, d, n).transpose(2, 0, 1).astype(np.float64)  # (n, L, d)
             values[groups] = leaf_shapley(leaf_values, zeros, agree).reshape(n, -1).T
         return np.asarray(self.to_columns @ values).T
+
+
+class TreeContributions:
+    """Path-dependent TreeSHAP for a fitted binary ``HistGradientBoostingClassifier``, vectorised.
+
+    A tree's Shapley values depend on a record only through which side of each of the tree's splits
+    it falls: per feature, which interval between the tree's thresholds on it holds the record's value.
+    Every combination of those intervals is a **cell**; each tree gets a table of its exact Shapley
+    values per cell (``_PathLeaves`` on one representative record per cell, built once), so a batch
+    costs one ``searchsorted`` per feature, a cell index per tree and record, and one look-up per
+    (tree, feature, record): no per-leaf work at request time. A tree whose table would exceed
+    ``cell_limit`` entries (``prod(thresholds + 1) * features``), or all trees past ``MAX_TREE_TABLE``
+    entries in all, is explained leaf by leaf instead, as is a record with a missing value (its
+    missing-value directions are not intervals). ``deep``: the leaves solved per batch there.
+    """
+
+    kind = "tree"
+
+    def __init__(
+        self,
+        estimator,
+        width: int,
+        table_depth: int = TABLE_DEPTH,
+        cell_limit: int = CELL_TABLE_LIMIT,
+    ) -> None:
+        predictors = getattr(estimator, "_predictors", None)
+        if not predictors or len(predictors[0]) != 1:
+            raise ExplanationUnavailable("only binary gradient-boosting classifiers are explained")
+        trees = [predictor for (predictor,) in predictors]
+        if any(tree.nodes["is_categorical"].any() for tree in trees):
+            raise ExplanationUnavailable("native categorical splits are not supported")
+        self.width = width
+        self.table_depth = table_depth
+        self._trees = trees
+        self._leaves: _PathLeaves | None = None  # every tree, leaf by leaf: built for a missing value
+        self.base_value = float(np.ravel(estimator._baseline_prediction)[0]) + sum(map(_expected, trees))
+        celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]] = []
+        rest: list[Any] = []
+        total = 0
+        for tree in trees:
+            splits = tree.nodes[tree.nodes["is_leaf"] == 0]
+            if splits.size == 0:
+                continue  # a tree without splits is all base value
+            features = np.unique(splits["feature_idx"]).astype(np.intp)
+            cuts = [np.unique(splits["num_threshold"][splits["feature_idx"] == f]) for f in features]
+            cells = int(np.prod([c.size + 1 for c in cuts], dtype=np.float64))
+            entries = cells * features.size
+            finite = all(np.isfinite(c).all() for c in cuts)
+            if finite and entries <= cell_limit and total + entries <= MAX_TREE_TABLE:
+                celled.append((tree, features, cuts, cells))
+                total += entries
+            else:
+                rest.append(tree)
+        self.rest = _PathLeaves(rest, width, table_depth) if rest else None
+        self.cell_trees = len(celled)
+        self._build_cells(celled, width, table_depth, total)
+
+    def _build_cells(
+        self,
+        celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]],
+        width: int,
+        table_depth: int,
+        total: int,
+    ) -> None:
+        used = sorted({int(f) for _, features, _, _ in celled for f in features})
+        self.used = np.asarray(used, dtype=np.intp)  # model columns any tabled tree splits on
+        row_of = {f: i for i, f in enumerate(used)}
+        edges: dict[int, list[np.ndarray]] = {f: [] for f in used}
+        for _, features, cuts, _ in celled:
+            for f, c in zip(features.tolist(), cuts, strict=True):
+                edges[f].append(c)
+        # per used column: every tabled tree's thresholds on it; a value's global bin is how many lie below it
+        self.edges = [np.unique(np.concatenate(edges[f])) for f in used]
+        table = np.empty(total, dtype=np.float64)
+        lut: list[np.ndarray] = []
+        lut_start, pair_row, pair_tree, pair_local, pair_column = [], [], [], [], []
+        tree_start, tree_width, tree_offset = [], [], []
+        at = offset = 0
+        for t, (tree, features, cuts, cells) in enumerate(celled):
+            radix = np.array([c.size + 1 for c in cuts], dtype=np.int64)
+            stride = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)
+            # one representative record per cell: a cut itself lies in the interval it closes, +inf in the last
+            cell = np.arange(cells, dtype=np.int64)
+            representative = np.zeros((cells, width), dtype=np.float64)
+            for j, f in enumerate(features.tolist()):
+                interval = (cell // stride[j]) % radix[j]
+                representative[:, f] = np.append(cuts[j], np.inf)[interval]
+            values = _PathLeaves([tree], width, table_depth).column_contributions(representative)
+            table[offset : offset + cells * features.size] = values[:, features].ravel()
+            tree_start.append(len(pair_row))
+            tree_width.append(features.size)
+            tree_offset.append(offset)
+            offset += cells * features.size
+            for j, f in enumerate(features.tolist()):
+                row = row_of[f]
+                # global bin b (edges[row][b-1] < x <= edges[row][b]) -> this tree's interval, times its stride
+                below = np.concatenate([[0], np.searchsorted(cuts[j], self.edges[row], side="right")])
+                lut.append((below * stride[j]).astype(np.int32))
+                lut_start.append(at)
+                at += below.size
+                pair_row.append(row)
+                pair_tree.append(t)
+                pair_local.append(j)
+                pair_column.append(f)
+        self.table = table
+        # int32 indexes (every table < MAX_TREE_TABLE entries): half the memory traffic of int64
+        self.lut = np.concatenate(lut) if lut else np.zeros(0, dtype=np.int32)
+        self.lut_start = np.asarray(lut_start, dtype=np.int32)[:, None]
+        self.pair_row = np.asarray(pair_row, dtype=np.intp)
+        self.tree_start = np.asarray(tree_start, dtype=np.intp)
+        self.tree_width = np.asarray(tree_width, dtype=np.int32)[:, None]
+        self.tree_offset = np.asarray(tree_offset, dtype=np.int32)[:, None]
+        # look-ups in column order, so per-column sums are one reduceat over contiguous rows
+        by_column = np.argsort(np.asarray(pair_column, dtype=np.intp), kind="stable")
+        self.gather_tree = np.asarray(pair_tree, dtype=np.intp)[by_column]
+        self.gather_local = np.asarray(pair_local, dtype=np.int32)[by_column][:, None]
+        columns = np.asarray(pair_column, dtype=np.intp)[by_column]
+        self.column_start = (
+            np.nonzero(np.r_[True, columns[1:] != columns[:-1]])[0] if columns.size else columns
+        )
+        self.column_of = columns[self.column_start] if columns.size else columns
+
+    @property
+    def leaves(self) -> _PathLeaves:
+        """Every tree explained leaf by leaf (records with a missing value); built on first use."""
+        if self._leaves is None:
+            self._leaves = _PathLeaves(self._trees, self.width, self.table_depth)
+        return self._leaves
+
+    @property
+    def deep(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+        """The leaves deeper than ``table_depth``, solved per batch when explained leaf by leaf."""
+        return self.leaves.deep
+
+    def _cells(self, matrix: np.ndarray) -> np.ndarray:
+        """Contributions of the tabled trees ``(n, width)`` for records without a missing value."""
+        n = matrix.shape[0]
+        out = np.zeros((n, self.width), dtype=np.float64)
+        if self.tree_start.size == 0 or n == 0:
+            return out
+        bins = np.empty((self.used.size, n), dtype=np.int32)
+        for row, (column, edges) in enumerate(zip(self.used.tolist(), self.edges, strict=True)):
+            bins[row] = np.searchsorted(edges, matrix[:, column], side="left")
+        parts = self.lut[self.lut_start + bins[self.pair_row]]  # (pairs, n): interval x stride
+        cell = np.add.reduceat(parts, self.tree_start, axis=0)  # (trees, n)
+        first = self.tree_offset + cell * self.tree_width  # each tree's row of the table
+        values = self.table[first[self.gather_tree] + self.gather_local]  # (pairs by column, n)
+        out[:, self.column_of] = np.add.reduceat(values, self.column_start, axis=0).T
+        return out
+
+    def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        matrix = np.asarray(matrix, dtype=np.float64)
+        n = matrix.shape[0]
+        if n > ROWS_PER_PASS:  # (pairs x rows) intermediates stay small enough for the caches
+            return np.vstack(
+                [self.column_contributions(matrix[i : i + ROWS_PER_PASS]) for i in range(0, n, ROWS_PER_PASS)]
+            )
+        missing = np.isnan(matrix).any(axis=1)
+        if missing.all():
+            return self.leaves.column_contributions(matrix)
+        out = self._cells(matrix)
+        if self.rest is not None:
+            out += self.rest.column_contributions(matrix)
+        if missing.any():
+            out[missing] = self.leaves.column_contributions(matrix[missing])
+        return out
+
+
+def _expected(tree) -> float:
+    """A tree's count-weighted mean leaf value: its share of the base value."""
+    nodes = tree.nodes
+    leaves = nodes["is_leaf"] == 1
+    return float(
+        (nodes["value"][leaves] * nodes["count"][leaves].astype(np.float64)).sum() / nodes["count"][0]
+    )
 
 
 def leaf_shapley(value: np.ndarray, zero: np.ndarray, agree: np.ndarray) -> np.ndarray:
