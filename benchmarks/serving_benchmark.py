@@ -1,10 +1,12 @@
 """Serving speed on loopback, side by side with an empty BentoML service and with reasons off.
 
     uv run python benchmarks/serving_benchmark.py [--requests 400] [--batches 50] [--json out.json]
-        [--service serving.service:ScoringService] [--empty-service benchmarks.empty_service:EmptyService]
+        [--model-type hist_gradient_boosting] [--service serving.service:ScoringService]
+        [--empty-service benchmarks.empty_service:EmptyService]
 
 Trains nothing if models/approved (or models/candidate) exists; otherwise fits the configured model on
-the raw data into a temporary directory. Starts three `bentoml serve` processes on 127.0.0.1 (free
+the raw data into a temporary directory. ``--model-type`` always fits that model type (``model.type``
+values, with its params.yaml hyperparameters) into the temporary directory instead. Starts three `bentoml serve` processes on 127.0.0.1 (free
 ports, a temporary BENTOML_HOME): the empty service (the framework's floor), the scoring service with
 reasons (``serving.reasons_top_k``, 4 when that is 0) and the same service with reasons off; then
 measures them one after the other with the same client (Python ``http.client``, a new connection per
@@ -12,8 +14,10 @@ request):
 - time from start to /readyz answering 200;
 - single-row /predict at concurrency 1 and 8: p50, p99, requests/s;
 - /predict_batch with 1,000-row batches: rows/s (not for the empty service);
-- in-process: the scorer on 1 row and 1,000 rows, with and without reasons, and the pipeline alone.
-Every loop is bounded in count and time; the servers are always stopped.
+- in-process: the scorer on 1 row and 1,000 rows, with and without reasons (as JSON, the service's
+  path), and the pipeline alone, with the service's thread cap (``SCORING_THREADS``, 1).
+The load average (1 minute) before and after is recorded: the machine is shared, figures on a loaded
+machine are not comparable. Every loop is bounded in count and time; the servers are always stopped.
 Targets (2 cores): with reasons, p50 <= 5 ms at concurrency 1 and >= 200 requests/s at concurrency 8;
 reasons add <= 2 ms to the single-record p99 and cost <= 30% of batch throughput; batch >= half the
 in-process floor; ready <= 15 s.
@@ -40,10 +44,10 @@ BIN = Path(sys.executable).parent
 JSON = {"content-type": "application/json"}
 
 
-def _model_dir(settings, features, scratch: Path) -> Path:
+def _model_dir(settings, features, scratch: Path, fit: bool = False) -> Path:
     from german_credit_scoring import paths
 
-    for candidate in (paths.APPROVED_DIR, paths.CANDIDATE_DIR):
+    for candidate in () if fit else (paths.APPROVED_DIR, paths.CANDIDATE_DIR):
         if (ROOT / candidate / "model.joblib").is_file() and (ROOT / candidate / "model.json").is_file():
             return ROOT / candidate
     import joblib
@@ -208,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the service to serve (e.g. serving.service:BatchingScoringService)",
     )
     parser.add_argument(
+        "--model-type",
+        choices=["logistic_regression", "hist_gradient_boosting"],
+        help="fit this model type (params.yaml's hyperparameters) instead of using models/approved",
+    )
+    parser.add_argument(
         "--empty-service",
         default="benchmarks.empty_service:EmptyService",
         help="the framework's floor, served beside it with the same client",
@@ -222,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     from german_credit_scoring.settings import load_settings
 
     settings = load_settings()
+    if args.model_type:
+        settings = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"type": args.model_type})}
+        )
     features = load_features(settings.features)
     include = settings.data.use_protected_as_features
     raw = read_table(settings.data.path, settings.data.format)
@@ -229,14 +242,23 @@ def main(argv: list[str] | None = None) -> int:
     records = json.loads(raw[columns].to_json(orient="records"))
     batch_size = min(1000, settings.serving.max_batch_size)
     batch = (records * (batch_size // len(records) + 1))[:batch_size]
-    results: dict = {"cores": os.cpu_count(), "service": args.service, "empty_service": args.empty_service}
+    results: dict = {
+        "cores": os.cpu_count(),
+        "load_average_1min": {"start": round(os.getloadavg()[0], 2)},
+        "service": args.service,
+        "empty_service": args.empty_service,
+    }
 
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
-        model_dir = _model_dir(settings, features, scratch)
+        model_dir = _model_dir(settings, features, scratch, fit=bool(args.model_type))
 
-        # In-process floor: the same scorer the service uses, without HTTP.
+        # In-process floor: the same scorer the service uses, without HTTP, with its thread cap.
+        from threadpoolctl import threadpool_limits
+
+        threads = threadpool_limits(limits=int(os.environ.get("SCORING_THREADS", "1")))
         scorer = load_scorer(model_dir, features, include)
+        results["model_type"] = type(scorer.pipeline[-1]).__name__
         k = settings.serving.reasons_top_k or 4
         for label, rows, repeat, top_k in (
             ("in_process_1_row", records[:1], 200, 0),
@@ -249,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             times = []
             for _ in range(repeat):
                 start = time.perf_counter()
-                scorer.score_columns(columns, top_k)
+                scorer.score_columns(columns, top_k, as_json=True)
                 times.append(time.perf_counter() - start)
             results[label] = {
                 **_percentiles(times),
@@ -263,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline_only.append(time.perf_counter() - start)
         results["in_process_pipeline_only_1_row"] = _percentiles(pipeline_only)
         results["fast_path"] = scorer.fast is not None
+        threads.restore_original_limits()
 
         env = {
             **os.environ,
@@ -340,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_ge_half_in_process": on["batch_1000"]["rows_per_s"] >= floor / 2,
         "ready_le_15s": results["ready_s"]["reasons_on"] <= 15,
     }
+    results["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:
