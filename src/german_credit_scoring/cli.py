@@ -110,6 +110,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "german_credit_scoring.gitops.lock:check_cli",
         "is the committed dvc.lock what CI reproduced? names the differing stages (exit 1)",
     ),
+    "run-stage": (
+        "german_credit_scoring.gitops.stagerun:run_stage_cli",
+        "a pull-request stage job's DVC work: restored from the run-cache or reproduced, never skipped",
+    ),
     "take-lock": (
         "german_credit_scoring.gitops.takelock:take_lock_cli",
         "take the dvc.lock and outputs CI reproduced for this branch (any OS)",

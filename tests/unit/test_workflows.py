@@ -154,9 +154,9 @@ def test_every_dvc_stage_has_its_workflow_which_runs_it():
         scripts = " ".join(
             step.get("run", "") for job in load(path)["jobs"].values() for step in job["steps"]
         )
-        assert re.search(rf"\b(dvc repro (--force (--single-item )?)?{stage}|mlops {stage})\b", scripts), (
-            f"{path.name} never runs {stage}"
-        )
+        assert re.search(
+            rf"\b(dvc repro (--force (--single-item )?)?{stage}|mlops (run-stage )?{stage})\b", scripts
+        ), f"{path.name} never runs {stage}"
 
 
 def test_every_workflow_can_be_run_by_hand():
@@ -181,7 +181,10 @@ def test_every_dvc_repro_and_report_stage_exists():
 
     named, sections = [], []
     for path, script in run_scripts():
-        named += [(path.name, s) for s in re.findall(r"\bdvc repro (?:-\S+ )*([A-Za-z0-9_-]+)", script)]
+        named += [
+            (path.name, s)
+            for s in re.findall(r"\b(?:dvc repro|mlops run-stage) (?:-\S+ )*([A-Za-z0-9_-]+)", script)
+        ]
         sections += [
             (path.name, s) for s in re.findall(r"\bmlops report\b[^\n]*?--stage ([A-Za-z0-9_-]+)", script)
         ]
@@ -241,10 +244,11 @@ def test_each_stage_with_a_report_posts_its_own_comment_and_hands_on_its_outputs
         listed = handover[0]["with"]["path"].split()
         assert listed == [*handed_over(stage), "dvc.lock", "runs/"], stage
         assert handover[0]["with"].get("overwrite") is True  # "Re-run failed jobs" uploads again
-        # the stage always runs (never "didn't change, skipping"), and a failing stage (gate, fairness,
-        # validation) fails the job: the repro step is not softened
-        repro = next(s for s in steps if f"--single-item {stage}" in s.get("run", ""))
-        assert f"dvc repro --force --single-item {stage}" in repro["run"]
+        # the stage runs or is restored from the run-cache, never "didn't change, skipping" on the
+        # committed lock's word (mlops run-stage, tested in test_stagerun), and a failing stage (gate,
+        # fairness, validation) fails the job: the repro step is not softened
+        repro = next(s for s in steps if f"mlops run-stage {stage}" in s.get("run", ""))
+        assert "--single-item" in repro["run"] and repro["env"]["UPSTREAM"] == "${{ inputs.upstream }}"
         assert "continue-on-error" not in repro and "||" not in repro["run"]
 
 

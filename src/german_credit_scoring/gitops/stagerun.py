@@ -1,0 +1,188 @@
+"""`mlops run-stage STAGE`: what one pull-request stage job does with DVC. Restored or reproduced, never
+skipped on "didn't change".
+
+A required check stands for a stage, so its job must either run the stage or restore outputs that a run
+with exactly these inputs made; it must never pass because the *committed* ``dvc.lock`` claims the
+outputs (a pull request can commit any lock it likes). So:
+
+- **No DVC remote** (a brand-new repository, a fork without secrets): ``dvc repro --force`` — the stage
+  runs, on the upstream outputs this workflow run handed over as artifacts.
+- **A DVC remote** (its run-cache pulled by the setup action): the stage's entry is taken out of the
+  handed-over ``dvc.lock`` first, so DVC cannot answer from the committed lock, and ``dvc repro`` without
+  ``--force`` either restores the outputs from DVC's *run-cache* (keyed by the hashes of the stage's
+  dependencies, its parameters and its command: a run with exactly these inputs made these outputs, and
+  only CI pushes run-cache entries when contributors get read-only remote access) or, when no such run is
+  known, runs the stage. ``dvc push --run-cache`` afterwards keeps this run for the next job and pull
+  request (best effort: a fork has no write credentials).
+- Stages with ``persist`` outputs (validate keeps its last report, the gate the last approved model) are
+  not run-cacheable in DVC: they always run, and they are the cheap ones.
+
+Either way the outputs end up hashed into the ``dvc.lock`` that the ``reproducible`` check compares with
+the committed one. How the stage was done goes to its run record (``runs/<stage>.json``, fact ``how``)
+and from there to the stage's pull-request comment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from german_credit_scoring.gitops.lock import LOCK, PR_STAGES
+
+RESTORED_MARK = "is cached - skipping run"  # DVC's message when the run-cache restores a stage
+
+
+class How(StrEnum):
+    REPRODUCED = "reproduced"
+    RESTORED = "restored"
+
+
+HOW_TEXT = {
+    How.REPRODUCED: "reproduced here",
+    How.RESTORED: "restored from DVC's run-cache (a run with these exact inputs, params and command; not recomputed)",
+}
+
+
+class StagePlan(BaseModel):
+    """What the job will do for one stage, decided before anything runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str
+    run_cache: bool  # restore from DVC's run-cache when a run with these inputs is known
+    drop_from_lock: tuple[str, ...]  # lock entries removed first, so DVC cannot answer from them
+    repro: tuple[str, ...]  # the `dvc repro ...` arguments
+    reason: str
+
+
+class StageOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stage: str
+    how: How
+    exit_code: int
+    pushed: bool | None = None  # None: no remote to push to
+
+
+def persistent_stages(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
+    """Stages with an output marked ``persist: true`` (DVC's run-cache never restores those)."""
+    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
+    found = set()
+    for name, stage in stages.items():
+        for entry in [*(stage.get("outs") or []), *(stage.get("metrics") or []), *(stage.get("plots") or [])]:
+            if isinstance(entry, dict) and any(
+                isinstance(v, dict) and v.get("persist") for v in entry.values()
+            ):
+                found.add(name)
+    return found
+
+
+def plan(stage: str, *, single_item: bool, remote: bool, persistent: set[str]) -> StagePlan:
+    """Restore-or-run with a remote; always run without one, and for stages DVC cannot run-cache."""
+    if stage not in PR_STAGES:
+        raise ValueError(f"unknown pipeline stage {stage!r}; expected one of {', '.join(PR_STAGES)}")
+    scope = ("--single-item", stage) if single_item else (stage,)
+    if not remote:
+        return StagePlan(
+            stage=stage, run_cache=False, drop_from_lock=(), repro=("--force", *scope),
+            reason="no DVC remote is configured: the stage runs on the outputs handed over",
+        )  # fmt: skip
+    if stage in persistent or (not single_item and persistent & set(_upstream(stage))):
+        return StagePlan(
+            stage=stage, run_cache=False, drop_from_lock=(), repro=("--force", *scope),
+            reason="an output is persist: true, which DVC's run-cache cannot restore: the stage runs",
+        )  # fmt: skip
+    dropped = (stage,) if single_item else _upstream(stage)
+    return StagePlan(
+        stage=stage, run_cache=True, drop_from_lock=dropped, repro=scope,
+        reason="a DVC remote is configured: restored from its run-cache when a run with these inputs is known",
+    )  # fmt: skip
+
+
+def _upstream(stage: str) -> tuple[str, ...]:
+    """The pull-request stages up to and including ``stage`` (PR_STAGES is in pipeline order)."""
+    return PR_STAGES[: PR_STAGES.index(stage) + 1]
+
+
+def drop_entries(names: Sequence[str], lock_path: Path = LOCK) -> list[str]:
+    """Take the named stages out of dvc.lock (text-preserving YAML round trip); returns those removed."""
+    if not names or not lock_path.is_file():
+        return []
+    data = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
+    stages = data.get("stages") or {}
+    removed = [name for name in names if stages.pop(name, None) is not None]
+    if removed:
+        from german_credit_scoring import io
+
+        io.write_text(lock_path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return removed
+
+
+Runner = Callable[[Sequence[str]], subprocess.CompletedProcess]
+
+
+def _dvc(args: Sequence[str]) -> subprocess.CompletedProcess:
+    """`dvc ARGS` with this interpreter; its output goes through to the job log and is kept for parsing
+    (except `remote list`, whose URLs stay out of the log)."""
+    process = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=False
+    )
+    if list(args[:2]) != ["remote", "list"]:
+        sys.stdout.write(process.stdout)
+        sys.stderr.write(process.stderr)
+    return process
+
+
+def has_remote(dvc: Runner = _dvc) -> bool:
+    listed = dvc(["remote", "list"])
+    return listed.returncode == 0 and bool(listed.stdout.strip())
+
+
+def run_stage(
+    stage: str, *, single_item: bool, dvc: Runner = _dvc, remote: bool | None = None
+) -> StageOutcome:
+    """Plan, restore or run, push the run-cache, record how (see the module docstring)."""
+    from german_credit_scoring import runs
+
+    remote = has_remote(dvc) if remote is None else remote
+    decided = plan(stage, single_item=single_item, remote=remote, persistent=persistent_stages())
+    print(f"run-stage {stage}: {decided.reason}", flush=True)
+    drop_entries(decided.drop_from_lock)
+    process = dvc(["repro", *decided.repro])
+    output = process.stdout + process.stderr
+    how = How.RESTORED if decided.run_cache and f"'{stage}' {RESTORED_MARK}" in output else How.REPRODUCED
+    pushed = None
+    if process.returncode == 0 and remote:
+        pushed = dvc(["push", "--run-cache", stage]).returncode == 0
+        if not pushed:
+            print(f"::warning::dvc push --run-cache {stage} failed (no write credentials?): nothing lost, "
+                  "the next run recomputes", flush=True)  # fmt: skip
+    if process.returncode == 0:
+        runs.record(stage, how=how.value)
+    return StageOutcome(stage=stage, how=how, exit_code=process.returncode, pushed=pushed)
+
+
+def run_stage_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mlops run-stage",
+        description="A pull-request stage job's DVC work: restored from the run-cache or reproduced, "
+        "never skipped on the committed dvc.lock's word.",
+    )
+    parser.add_argument("stage", choices=PR_STAGES)
+    parser.add_argument(
+        "--single-item",
+        action="store_true",
+        help="the stage alone: its upstream outputs are already here (this run's artifact)",
+    )
+    args = parser.parse_args(argv)
+    outcome = run_stage(args.stage, single_item=args.single_item)
+    if outcome.exit_code == 0:
+        print(f"run-stage {outcome.stage}: {HOW_TEXT[outcome.how]}")
+    return outcome.exit_code
