@@ -177,6 +177,25 @@ def test_fast_path_gives_exactly_the_pipelines_probabilities(fitted, settings, f
     assert np.array_equal(scorer.column_probabilities(columns), expected)
 
 
+def test_fast_path_is_exact_when_scikit_learn_gives_a_column_major_matrix(settings, features, sample_frame):
+    # given a model of the project's numeric inputs alone, untransformed: scikit-learn's model matrix is
+    # then one scaled block in column-major order, and BLAS sums a product over it in another order
+    from german_credit_scoring.contract import FeatureSet
+
+    numeric = [f.model_copy(update={"transformation": None}) for f in features.model_inputs() if f.is_numeric]
+    if len(numeric) < 2:
+        pytest.skip("fewer than two numeric model inputs: a one-column matrix has a single layout")
+    subset = FeatureSet(features=numeric)
+    pipeline, frame = _fit(settings, subset, sample_frame, "logistic_regression")
+    matrix = np.asarray(pipeline[0].transform(frame))
+    assert matrix.flags.f_contiguous and not matrix.flags.c_contiguous
+    scorer = _scorer(settings, subset, pipeline)
+    assert scorer.fast is not None
+    # then the fast path still gives scikit-learn's probabilities bit for bit
+    columns = {name: frame[name].tolist() for name in scorer.input_names}
+    assert np.array_equal(scorer.column_probabilities(columns), pipeline.predict_proba(frame)[:, 1])
+
+
 def test_every_record_gets_reasons_towards_its_decision(fitted, settings, features):
     _, pipeline, frame = fitted
     scorer = _scorer(settings, features, pipeline)
@@ -193,7 +212,8 @@ def test_every_record_gets_reasons_towards_its_decision(fitted, settings, featur
         for reason in reasons:
             i = scorer.input_names.index(reason["feature"])
             assert reason["contribution"] == pytest.approx(values[row, i], abs=1e-9)
-            assert reason["value"] == columns[reason["feature"]][row]
+            value = columns[reason["feature"]][row]
+            assert reason["value"] == (None if value != value else value)  # a missing value is null
             assert reason["phrase"] == phrase(features.get(reason["feature"]))
     assert scores.unexplained == [None] * len(rows)
 

@@ -82,6 +82,9 @@ class Scorer:
     explainer: Any = field(default=None, init=False, repr=False)  # PipelineExplainer when possible
     unexplainable: str | None = field(default=None, init=False)  # why the model has no explanations
     _reason_codes: Any = field(default=None, init=False, repr=False)
+    # scikit-learn's matrix is column-major for some transformers (one numeric block): the estimator's
+    # BLAS product then sums in another order, so the fast path hands it the same layout (same bits)
+    _fortran: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.threshold = float(self.threshold)
@@ -116,6 +119,7 @@ class Scorer:
             same = False
         if same and hasattr(self.pipeline[-1], "decision_function"):
             self.fast = fast
+            self._fortran = bool(expected.flags.f_contiguous and not expected.flags.c_contiguous)
         else:
             log.warning("the numpy transformer differs from scikit-learn's on probe records; not used")
 
@@ -168,6 +172,8 @@ class Scorer:
         from scipy.special import expit
 
         matrix = self.fast.transform(columns)
+        if self._fortran:
+            matrix = np.asfortranarray(matrix)
         margins = np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
         return (matrix, margins), expit(margins)
 
