@@ -331,6 +331,11 @@ def governance_copy(root: Path) -> Path:
     return root / "governance/owners.yaml"
 
 
+def team_handles(owners: Path) -> dict[str, str]:
+    """Role -> "org/team", from the project's own owners file (the sample's, or a generated project's)."""
+    return {role: handle.lstrip("@") for role, handle in yaml.safe_load(owners.read_text())["teams"].items()}
+
+
 def test_check_says_which_team_ids_are_still_placeholders(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
@@ -372,7 +377,9 @@ def test_placeholders_are_named_for_the_tier_that_needs_them(tmp_path, capsys):
 
 def test_resolve_teams_writes_the_ids_and_the_ruleset_names_them(fake_github, tmp_path, capsys):  # noqa: F811
     owners = governance_copy(tmp_path)
-    fake_github.teams = {"acme/model-risk": 4101, "acme/data": 4102, "acme/platform": 4103}
+    teams = team_handles(owners)
+    ids = {"model_risk": 4101, "data": 4102, "platform": 4103}
+    fake_github.teams = {teams[role]: team_id for role, team_id in ids.items()}
     before = owners.read_text()
 
     assert policy.codeowners_cli(["--resolve-teams"]) == 0, capsys.readouterr().err
@@ -387,8 +394,9 @@ def test_resolve_teams_writes_the_ids_and_the_ruleset_names_them(fake_github, tm
     ]
     assert [b.split(":")[0].strip() for _, b in changed] == ["model_risk", "data", "platform"]
     requests = fake_github.calls("GET", r"^/orgs/")
-    assert [r["path"] for r in requests] == ["/orgs/acme/teams/model-risk", "/orgs/acme/teams/data",
-                                             "/orgs/acme/teams/platform"]  # fmt: skip
+    assert [r["path"] for r in requests] == [
+        "/orgs/{}/teams/{}".format(*teams[role].split("/")) for role in ("model_risk", "data", "platform")
+    ]
     assert {r["auth"] for r in requests} == {"Bearer ghs_workflow_token"}
     ruleset = json.loads((tmp_path / "governance/ruleset.json").read_text())
     pull = next(r["parameters"] for r in ruleset["rules"] if r["type"] == "pull_request")
@@ -401,22 +409,23 @@ def test_resolve_teams_writes_the_ids_and_the_ruleset_names_them(fake_github, tm
 def test_a_team_that_does_not_exist_or_cannot_be_read_is_named(fake_github, tmp_path, capsys):  # noqa: F811
     owners = governance_copy(tmp_path)
     before = owners.read_text()
-    fake_github.teams = {"acme/model-risk": 4101, "acme/data": 4102}  # no acme/platform
+    teams = team_handles(owners)
+    fake_github.teams = {teams["model_risk"]: 4101, teams["data"]: 4102}  # no platform team
     assert policy.codeowners_cli(["--resolve-teams"]) == 2
     err = capsys.readouterr().err
-    assert "team @acme/platform (teams.platform) does not exist, or the token cannot see it" in err
-    assert "model-risk" not in err and owners.read_text() == before  # nothing written
+    assert f"team @{teams['platform']} (teams.platform) does not exist, or the token cannot see it" in err
+    assert f"@{teams['model_risk']} " not in err and owners.read_text() == before  # nothing written
 
     fake_github.deny = {"GET"}
     assert policy.codeowners_cli(["--resolve-teams"]) == 2
     err = capsys.readouterr().err
-    assert "the token cannot read team @acme/model-risk (teams.model_risk): 403" in err
+    assert f"the token cannot read team @{teams['model_risk']} (teams.model_risk): 403" in err
     assert owners.read_text() == before
 
 
 def test_resolve_teams_takes_the_gh_cli_token_or_says_it_has_none(fake_github, tmp_path, monkeypatch, capsys):  # noqa: F811
-    governance_copy(tmp_path)
-    fake_github.teams = {"acme/model-risk": 1, "acme/data": 2, "acme/platform": 3}
+    teams = team_handles(governance_copy(tmp_path))
+    fake_github.teams = {teams["model_risk"]: 1, teams["data"]: 2, teams["platform"]: 3}
     monkeypatch.delenv("GITHUB_TOKEN")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     assert policy.codeowners_cli(["--resolve-teams"]) == 2
