@@ -156,8 +156,9 @@ def test_matured_production_rows_with_their_outcomes_become_training_rows(projec
     rows = base.iloc[300:310]
     now = datetime(2026, 3, 10, tzinfo=UTC)
     stamp = (now - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+    # as the service logs them: Python values, a missing value null (JSON has no NaN)
     records = [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in r.items()}
         for r in rows[inputs].to_dict("records")
     ]
     outputs = [{"probability": 0.5, "decision": "x"}] * len(records)

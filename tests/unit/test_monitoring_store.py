@@ -129,7 +129,9 @@ def logged_store(tmp_path, features, sample_frame, settings):
     store = Store(tmp_path / "store")
     sink = PredictionLog(tmp_path / "log")
     names = [f.name for f in features.model_inputs(settings.data.use_protected_as_features)]
-    records = sample_frame[names].head(30).to_dict("records")
+    head = sample_frame[names].head(30)
+    # as the service logs them: a missing value is null (JSON has no NaN)
+    records = head.astype(object).where(head.notna(), None).to_dict("records")
     day = TODAY - timedelta(days=1)
     _log(sink, day, "v1", records, request="batch-1")
     _log(sink, day, "v0", records[:3], request="old")
