@@ -268,7 +268,13 @@ def test_reason_codes_keep_only_contributions_towards_the_decision(features):
 def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
     # given values JSON text must escape or turn into null: separators, newlines, quotes, NaN,
     # infinities and numpy scalars, and records with no reason at all
-    names = [f.name for f in features.model_inputs()][:3]
+    inputs = features.model_inputs()
+    if not any(f.allowed_values for f in inputs):
+        pytest.skip("the contract declares no categorical model input: no text value to escape")
+    # a category first (it takes the text values), then numbers (they take the non-finite ones)
+    category = next(f for f in inputs if f.allowed_values)
+    rest = sorted((f for f in inputs if f is not category), key=lambda f: not f.is_numeric)
+    names = [f.name for f in [category, *rest]][:3]
     codes = ReasonCodes(features, names, top_k=2)
     values = {
         names[0]: ["a, b", 'line\nbreak "quoted"', float("nan"), np.int64(7), "é"],
@@ -276,7 +282,7 @@ def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
         names[2]: [1, 2, 3, 4, 5],
     }
     contributions = np.array(
-        [[0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [-0.1, -0.2, -0.3], [1e-20, 2.5e16, 0.0]]
+        [[0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [-0.1, -0.2, -0.3], [1e-20, 2.5e6, 0.0]]
     )
     towards = [True, True, True, True, True]
     # when they are encoded as JSON text
@@ -293,6 +299,26 @@ def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
         assert decoded == expected
     assert json.loads(texts[1])[0]["value"] == 'line\nbreak "quoted"'
     assert [r["value"] for r in json.loads(texts[4])] == [None, "é"]
+    # contributions to 9 decimals, the same number in both
+    assert [r["contribution"] for r in json.loads(texts[4])] == [2.5e6, 0.0]
+    assert [r["contribution"] for r in json.loads(texts[0])] == [0.5, 0.25]
+
+
+def test_reason_contributions_are_the_contributions_to_nine_decimals(features):
+    names = [f.name for f in features.model_inputs()][:2]
+    codes = ReasonCodes(features, names, top_k=2)
+    rng = np.random.default_rng(7)
+    contributions = rng.normal(scale=3.0, size=(500, 2)) * rng.choice([1e-9, 1e-4, 1.0, 40.0], size=(500, 1))
+    towards = contributions[:, 0] > 0
+    values = {name: list(range(500)) for name in names}
+    texts = codes.reasons_json(contributions, towards, values)
+    dicts = codes.reasons(contributions, towards, values)
+    for row, (text, expected) in enumerate(zip(texts, dicts, strict=True)):
+        assert json.loads(text) == expected
+        for reason in expected:
+            exact = contributions[row, names.index(reason["feature"])]
+            assert abs(reason["contribution"] - exact) <= 5e-10 + 1e-15 * abs(exact)
+            assert reason["contribution"] == round(float(exact), 9)
 
 
 def test_a_model_without_an_exact_explainer_still_decides(settings, features, sample_frame):
