@@ -892,6 +892,23 @@ def _readme_passage(key: str, body: str, data: DataAnswers, data_rel: str) -> st
         return " (cost matrix in `params.yaml: evaluation.cost`)"
     if key == "drift":  # commands naming a sample column: let the simulator pick the data's own
         return re.sub(r" --features \S+", "", body)
+    if key == "latency":  # the sample model's measured latencies: how to measure this project's
+        return (
+            "`uv run python benchmarks/latency_gate_benchmark.py --runs 3 --busy 0 2` compares it with "
+            "wall-clock timing on this project's model, with 0 and 2 processes spinning beside it."
+        )
+    if key == "benchmarks":  # figures measured on the sample: how to measure on this data instead
+        return (
+            f"The template's figures were measured on its bundled sample, not on `{data_rel}`, so none\n"
+            "are repeated here. Measure this project on its own data (each script prints its table):\n\n"
+            "```bash\n"
+            "uv run python benchmarks/pipeline_benchmark.py       # dvc repro from scratch, no-op, each stage\n"
+            "uv run python benchmarks/latency_gate_benchmark.py   # the gate's latency check under CPU load\n"
+            "uv run python benchmarks/serving_benchmark.py        # the service over HTTP, beside an empty one\n"
+            "uv run python benchmarks/pr_workflow_benchmark.py    # the pull-request workflow under act\n"
+            "```\n\n"
+            "Record the figures with the machine and its load: on a shared 2-core runner they move by 10 % or more."
+        )
     return (
         f"This project was generated from the GitOps MLOps template for `{data_rel}`: it predicts "
         f"`{data.target}`, scores the label `{data.positive_label}` and measures fairness across "

@@ -334,6 +334,26 @@ def test_readme_passages_are_replaced_for_other_data_and_again_on_a_second_retar
     assert not scaffold.rewrite_readme(tmp_path, churn, "data/raw/churn.csv")
 
 
+def test_the_samples_benchmark_figures_become_how_to_measure_on_the_projects_data(tmp_path):
+    # given the template's README, whose benchmark and latency figures were measured on the sample
+    template = (ROOT / "README.md").read_text(encoding="utf-8")
+    figures = ["30.9 s", "1,189 training rows", "14.6 ms", "12,700", "0.29 s (pandas engine)"]
+    assert all(figure in template for figure in figures)
+    (tmp_path / "README.md").write_text(template, encoding="utf-8")
+    churn = scaffold.DataAnswers("churn.csv", "churned", "yes", ("gender",))
+    # when it is rewritten for other data
+    assert scaffold.rewrite_readme(tmp_path, churn, "data/raw/churn.csv")
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    # then none of the sample's figures is left, and the README says how to measure this data
+    assert not [figure for figure in figures if figure in readme]
+    assert "measured on its bundled sample, not on `data/raw/churn.csv`" in readme
+    for script in ("pipeline", "latency_gate", "serving", "pr_workflow"):
+        assert f"uv run python benchmarks/{script}_benchmark.py" in readme
+        assert (ROOT / f"benchmarks/{script}_benchmark.py").is_file()
+    assert "compares it with wall-clock timing on this project's model" in readme
+    assert readme.index("## Benchmarks") < readme.index("pipeline_benchmark.py       # dvc repro")
+
+
 def test_sample_results_are_the_committed_pipeline_outputs():
     results = set(scaffold.sample_results(ROOT))
     assert {"dvc.lock", "metrics/evaluate.json", "metrics/gate.json", "models/bento.json"} <= results
