@@ -285,8 +285,15 @@ def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
         [[0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [-0.1, -0.2, -0.3], [1e-20, 2.5e6, 0.0]]
     )
     towards = [True, True, True, True, True]
-    # when they are encoded as JSON text
+    # when they are encoded as JSON text (as a batch, and record by record)
     texts = codes.reasons_json(contributions, towards, values)
+    one_by_one = [
+        codes.reasons_json(
+            contributions[i : i + 1], towards[i : i + 1], {n: v[i : i + 1] for n, v in values.items()}
+        )[0]
+        for i in range(5)
+    ]
+    assert one_by_one == texts
     # then each record's text decodes to its reasons as dicts (non-finite values as null)
     dicts = codes.reasons(contributions, towards, values)
     assert len(texts) == 5 and texts[3] == b"[]"
@@ -313,6 +320,17 @@ def test_reason_contributions_are_the_contributions_to_nine_decimals(features):
     values = {name: list(range(500)) for name in names}
     texts = codes.reasons_json(contributions, towards, values)
     dicts = codes.reasons(contributions, towards, values)
+    # a few records at a time (assembled in plain Python) give the same text as a whole batch
+    few = [
+        text
+        for start in range(0, 500, 5)
+        for text in codes.reasons_json(
+            contributions[start : start + 5],
+            towards[start : start + 5],
+            {name: column[start : start + 5] for name, column in values.items()},
+        )
+    ]
+    assert few == texts
     for row, (text, expected) in enumerate(zip(texts, dicts, strict=True)):
         assert json.loads(text) == expected
         for reason in expected:

@@ -139,6 +139,27 @@ class ReasonCodes:
         if n == 0 or k == 0 or not keep.any():
             return [b"[]" for _ in range(n)]
         first, rest, tails = self._fragments()
+        if n <= SMALL_BATCH:  # a few records: plain Python is cheaper than numpy's per-call overhead
+            fixed_all = _fixed(np.take_along_axis(contributions, order, axis=1)).tolist()
+            out = []
+            for row, (indexes, kept_row, numbers) in enumerate(
+                zip(order.tolist(), keep.tolist(), fixed_all, strict=True)
+            ):
+                parts = [first[i] if not at else rest[i] for at, i in enumerate(indexes[: sum(kept_row)])]
+                out.append(
+                    (
+                        "["
+                        + "".join(
+                            head
+                            + _json_values([values[self.input_names[i]][row]])[0]
+                            + _number_text(number)
+                            + tails[i]
+                            for head, i, number in zip(parts, indexes, numbers, strict=False)
+                        )
+                        + "]"
+                    ).encode()
+                )
+            return out
         table = np.empty((len(self.input_names), n), dtype=object)
         for i, name in enumerate(self.input_names):
             table[i, :] = list(values[name])
@@ -187,6 +208,16 @@ def _fixed(contributions: np.ndarray) -> np.ndarray:
     the rest of a batch's reasons) carry the same number."""
     scaled = np.rint(np.asarray(contributions, dtype=np.float64) * SCALE)
     return np.clip(scaled, -(2.0**62), 2.0**62).astype(np.int64)  # (finite: the scorer checks them)
+
+
+SMALL_BATCH = 8  # records up to which reasons_json assembles in plain Python
+
+
+def _number_text(fixed: int) -> str:
+    """``,"contribution":<fixed / SCALE as DECIMALS decimals>``, as ``_decimal_parts`` writes it."""
+    sign = _NEGATIVE.item() if fixed < 0 else _POSITIVE.item()
+    whole, fraction = divmod(abs(fixed), SCALE)
+    return f"{sign}{whole}.{fraction:0{DECIMALS}d}"
 
 
 _UNITS = np.array([f"{i}." for i in range(1000)], dtype=object)  # integer parts with the point
