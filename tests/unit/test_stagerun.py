@@ -95,7 +95,7 @@ def test_a_run_cache_hit_is_recorded_as_restored_and_pushed(workdir):
     dvc = FakeDvc("Stage 'train' is cached - skipping run, checking out outputs\n", remote="store\t/r")
     outcome = stagerun.run_stage("train", single_item=True, dvc=dvc)
     assert outcome.how is stagerun.How.RESTORED and outcome.pushed is True
-    assert ["repro", "--single-item", "train"] in dvc.calls
+    assert ["repro", "--pull", "--single-item", "train"] in dvc.calls
     assert ["push", "--run-cache", "train"] in dvc.calls
     assert "train" not in (yaml.safe_load((workdir / "dvc.lock").read_text())["stages"] or {})
     assert runs.read("train").facts["how"] == "restored"
@@ -114,3 +114,45 @@ def test_without_a_remote_nothing_is_pushed_and_the_lock_is_kept(workdir):
     assert outcome.pushed is None and not any(call[0] == "push" for call in dvc.calls)
     assert ["repro", "--force", "--single-item", "train"] in dvc.calls
     assert "train" in yaml.safe_load((workdir / "dvc.lock").read_text())["stages"]
+
+
+def test_a_remote_that_fails_before_the_stage_runs_makes_it_run_here(workdir):
+    class Unreachable(FakeDvc):
+        def __call__(self, args):
+            if args[:2] == ["repro", "--pull"]:
+                self.calls.append(list(args))
+                return subprocess.CompletedProcess(args, 255, "", "ERROR: failed to pull data from the cloud")
+            return super().__call__(args)
+
+    dvc = Unreachable("Running stage 'train':\n", remote="store\t/r", push_code=1)
+    outcome = stagerun.run_stage("train", single_item=True, dvc=dvc)
+    assert outcome.exit_code == 0 and outcome.how is stagerun.How.REPRODUCED
+    assert ["repro", "--force", "--single-item", "train"] in dvc.calls
+
+
+def test_a_failing_stage_is_not_run_twice(workdir):
+    class Failing(FakeDvc):
+        def __call__(self, args):
+            if args[0] == "repro":
+                self.calls.append(list(args))
+                return subprocess.CompletedProcess(args, 255, "Running stage 'train':\n", "exited with 2")
+            return super().__call__(args)
+
+    dvc = Failing("", remote="store\t/r")
+    outcome = stagerun.run_stage("train", single_item=True, dvc=dvc)
+    assert outcome.exit_code == 255 and [c for c in dvc.calls if c[0] == "repro"] == [
+        ["repro", "--pull", "--single-item", "train"]
+    ]
+    assert not any(c[0] == "push" for c in dvc.calls)
+
+
+def test_the_comment_says_a_restored_stage_was_not_recomputed(workdir):
+    from german_credit_scoring.gitops.reporting import run_facts
+
+    runs.record("train", seconds=3.5)
+    assert "ran in 3.5 s" in run_facts("train", workdir / "runs")
+    stagerun.run_stage(
+        "train", single_item=True, dvc=FakeDvc(f"Stage 'train' {stagerun.RESTORED_MARK}\n", "s\t/r")
+    )
+    shown = run_facts("train", workdir / "runs")
+    assert "restored from DVC's run-cache" in shown and "ran in" not in shown

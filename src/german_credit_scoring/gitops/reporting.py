@@ -293,7 +293,9 @@ def run_facts(stage: str, runs_dir: Path | None = None) -> str:
     if record is None:
         return ""
     parts = []
-    if record.seconds is not None:
+    if record.facts.get("how") == "restored":  # mlops run-stage: no recomputation in this job
+        parts.append("restored from DVC's run-cache (a run with these exact inputs; not recomputed here)")
+    elif record.seconds is not None:
         parts.append(f"ran in {record.seconds:.1f} s")
     if record.git_commit:
         dirty = " with uncommitted changes" if record.git_dirty else ""

@@ -155,18 +155,82 @@ def run_stage(
     decided = plan(stage, single_item=single_item, remote=remote, persistent=persistent_stages())
     print(f"run-stage {stage}: {decided.reason}", flush=True)
     drop_entries(decided.drop_from_lock)
-    process = dvc(["repro", *decided.repro])
+    # --pull: the run-cache entry's output objects come from the remote (`dvc pull --run-cache` fetched
+    # the entries, not every object they name)
+    process = dvc(["repro", "--pull", *decided.repro] if decided.run_cache else ["repro", *decided.repro])
     output = process.stdout + process.stderr
+    if process.returncode != 0 and decided.run_cache and f"Running stage '{stage}'" not in output:
+        # the remote failed us before the stage ran (a fork without read credentials): run it instead
+        print(
+            f"::warning::restoring {stage} from the DVC remote failed; the stage runs here instead",
+            flush=True,
+        )
+        process = dvc(["repro", "--force", *decided.repro])
+        output = process.stdout + process.stderr
     how = How.RESTORED if decided.run_cache and f"'{stage}' {RESTORED_MARK}" in output else How.REPRODUCED
     pushed = None
     if process.returncode == 0 and remote:
-        pushed = dvc(["push", "--run-cache", stage]).returncode == 0
-        if not pushed:
-            print(f"::warning::dvc push --run-cache {stage} failed (no write credentials?): nothing lost, "
-                  "the next run recomputes", flush=True)  # fmt: skip
+        pushed = push_run(stage, dvc)
     if process.returncode == 0:
         runs.record(stage, how=how.value)
     return StageOutcome(stage=stage, how=how, exit_code=process.returncode, pushed=pushed)
+
+
+def uncached_outputs(stage: str, dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
+    """The stage's outputs, metrics and plots declared ``cache: false``."""
+    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
+    found = set()
+    for section in ("outs", "metrics", "plots"):
+        for entry in stages.get(stage, {}).get(section) or []:
+            if isinstance(entry, dict):
+                found |= {
+                    p for p, flags in entry.items() if isinstance(flags, dict) and flags.get("cache") is False
+                }
+    return found
+
+
+def _push_uncached_objects(stage: str) -> int:
+    """Push the objects of the stage's ``cache: false`` outputs that its run-cache entry names.
+
+    DVC's run-cache keeps those outputs (metrics, reports) as objects in the local cache, and restoring
+    pulls them, but ``dvc push --run-cache`` (DVC 3.x) pushes the entry without them: without this, a
+    run-cache entry on the remote could never be restored elsewhere. Returns how many objects failed."""
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    from german_credit_scoring.gitops import lock
+
+    entry = lock.load(LOCK.read_text(encoding="utf-8")).get(stage) or {}
+    uncached = uncached_outputs(stage)
+    objects = [
+        HashInfo("md5", str(out["md5"]))
+        for out in entry.get("outs") or []
+        if out.get("path") in uncached and out.get("md5") and not str(out["md5"]).endswith(".dir")
+    ]
+    if not objects:
+        return 0
+    with Repo() as repo:
+        result = repo.cloud.push(objects)
+    return len(result.failed)
+
+
+def push_run(stage: str, dvc: Runner = _dvc) -> bool:
+    """Keep this run for the next job and pull request: its outputs, its run-cache entry and the objects
+    of its uncached outputs, on the remote. Best effort: a failure is a warning, never a failed job."""
+    ok = dvc(["push", "--run-cache", stage]).returncode == 0
+    if ok and dvc is _dvc:
+        try:
+            ok = _push_uncached_objects(stage) == 0
+        except Exception as error:
+            print(f"pushing {stage}'s uncached outputs failed: {error}", flush=True)
+            ok = False
+    if not ok:
+        print(
+            f"::warning::pushing {stage}'s run to the DVC remote failed (no write credentials?): "
+            "nothing lost, the next run recomputes",
+            flush=True,
+        )
+    return ok
 
 
 def run_stage_cli(argv: list[str]) -> int:
@@ -181,7 +245,14 @@ def run_stage_cli(argv: list[str]) -> int:
         action="store_true",
         help="the stage alone: its upstream outputs are already here (this run's artifact)",
     )
+    parser.add_argument(
+        "--push-only",
+        action="store_true",
+        help="run nothing: push the stage's last run (outputs, run-cache entry, uncached outputs) to the remote",
+    )
     args = parser.parse_args(argv)
+    if args.push_only:
+        return 0 if push_run(args.stage) else 1
     outcome = run_stage(args.stage, single_item=args.single_item)
     if outcome.exit_code == 0:
         print(f"run-stage {outcome.stage}: {HOW_TEXT[outcome.how]}")
