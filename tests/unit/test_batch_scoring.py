@@ -12,6 +12,7 @@ import pytest
 from german_credit_scoring import data
 from german_credit_scoring.cli import COMMANDS
 from german_credit_scoring.explain.batch import score_cli
+from german_credit_scoring.explain.contributions import contributions
 from german_credit_scoring.lifecycle import transform
 
 
@@ -56,14 +57,23 @@ def test_scored_file_has_every_row_with_reasons(
     assert len(scored) == len(rows)
     expected = pipeline.predict_proba(data.model_frame(rows, features))[:, 1]
     assert np.array_equal([r["probability"] for r in scored], expected)
-    # columns that are not features (the target here) pass through, in order
-    assert [r[settings.data.target] for r in scored] == rows[settings.data.target].astype(str).tolist()
+    # columns that are not features (the target here) pass through untouched, in order
+    assert [r[settings.data.target] for r in scored] == rows[settings.data.target].tolist()
     top_k = settings.serving.reasons_top_k
     sensitive = {f.name for f in features.features if f.sensitive}
-    for record in scored:
+    # each record's reasons: its top-k inputs that pushed its score towards its decision (a record
+    # whose decision the baseline alone carries may have none; 1e-9: contributions are exact to 1e-6)
+    frame = data.model_frame(rows, features)
+    _, values = contributions(pipeline, frame)
+    positive = str(settings.data.positive_label)
+    for record, row in zip(scored, values, strict=True):
         assert record["reasons_unavailable"] is None
-        assert 0 < len(record["reasons"]) <= top_k
+        signed = [(1 if record["decision"] == positive else -1) * v for v in row]
+        usable = [v for name, v in zip(frame.columns, signed, strict=True) if name not in sensitive]
+        surely, maybe = sum(v > 1e-9 for v in usable), sum(v >= -1e-9 for v in usable)
+        assert min(top_k, surely) <= len(record["reasons"]) <= min(top_k, maybe)
         assert not {r["feature"] for r in record["reasons"]} & sensitive
+    assert any(record["reasons"] for record in scored)
 
 
 def test_csv_output_and_reasons_off(root, settings, sample_frame, model_dir, tmp_path, monkeypatch):
@@ -75,7 +85,8 @@ def test_csv_output_and_reasons_off(root, settings, sample_frame, model_dir, tmp
     assert _run(root, monkeypatch, *args) == 0
     scored = pd.read_csv(out)
     assert len(scored) == 5 and "reasons" not in scored.columns
-    assert set(scored["decision"]) <= set(sample_frame[settings.data.target].astype(str))
+    # decisions are the data's labels (CSV reads a 0/1 label back as a number: compared as text)
+    assert set(scored["decision"].astype(str)) <= set(sample_frame[settings.data.target].astype(str))
 
 
 def test_an_int_feature_written_as_whole_floats_scores_and_a_fraction_is_refused(

@@ -178,7 +178,8 @@ def test_matured_production_rows_with_their_outcomes_become_training_rows(projec
     ingest_labels([Path("outcomes.csv")], timed, store, classes, features, now=now)
     frame = labelled_production_rows(timed, store, now=now)
     assert len(frame) == 10 and set(frame["applied_at"]) == {stamp}
-    assert list(frame[settings.data.target]) == list(rows[settings.data.target])
+    # outcomes arrive as text (a 0/1 target in the dataset reads as integers)
+    assert list(frame[settings.data.target]) == list(rows[settings.data.target].astype(str))
     assert set(features.names) <= set(frame.columns)
     result = append(frame, timed, features, classes, Path("params.yaml"), dvc=False)
     # the same applicants as sample rows 300-309: already in the dataset, nothing new
