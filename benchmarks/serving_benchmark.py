@@ -9,8 +9,9 @@ the raw data into a temporary directory. ``--model-type`` always fits that model
 values, with its params.yaml hyperparameters) into the temporary directory instead. Starts three `bentoml serve` processes on 127.0.0.1 (free
 ports, a temporary BENTOML_HOME): the empty service (the framework's floor), the scoring service with
 reasons (``serving.reasons_top_k``, 4 when that is 0) and the same service with reasons off; then
-measures them one after the other with the same client (Python ``http.client``, a new connection per
-request):
+measures them with the same client (Python ``http.client``, a new connection per request), single
+records at concurrency 1 and batches round-robin across the servers (the same load for all three on a
+shared machine), concurrency 8 as a burst per server:
 - time from start to /readyz answering 200;
 - single-row /predict at concurrency 1 and 8: p50, p99, requests/s;
 - /predict_batch with 1,000-row batches: rows/s (not for the empty service);
@@ -177,26 +178,52 @@ def _stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def _measure(base: str, singles: list[bytes], batches: list[bytes] | None, batch_size: int) -> dict:
-    """Single records at concurrency 1 and 8 (a new connection per request), then 1,000-row batches."""
-    out: dict = {}
-    _load(base, "/predict", singles[:50], 1, 30)  # warm-up
-    for concurrency in (1, 8):
-        run = _load(base, "/predict", singles, concurrency, 120)
-        out[f"single_concurrency_{concurrency}"] = {
+def _measure(servers: dict[str, str], singles: list[bytes], batches: list[bytes], batch_size: int) -> dict:
+    """Every server with the same client, interleaved so that each sees the same machine: single records
+    at concurrency 1 and 1,000-row batches go round-robin (one request to each server in turn), so a
+    change in the shared machine's load shifts all of them alike and their ratios stay comparable;
+    concurrency 8 is a burst per server, one after the other."""
+    out: dict = {name: {} for name in servers}
+    for base in servers.values():
+        _load(base, "/predict", singles[:50], 1, 30)  # warm-up
+    single: dict[str, list[float]] = {name: [] for name in servers}
+    single_errors = dict.fromkeys(servers, 0)
+    for payload in singles:
+        for name, base in servers.items():
+            run = _load(base, "/predict", [payload], 1, 30)
+            single[name] += run["latencies"]
+            single_errors[name] += run["errors"]
+    for name, latencies in single.items():
+        out[name]["single_concurrency_1"] = {
+            **_percentiles(latencies),
+            "requests_per_s": round(len(latencies) / sum(latencies), 1),
+            "requests": len(latencies),
+            "errors": single_errors[name],
+        }
+    for name, base in servers.items():
+        run = _load(base, "/predict", singles, 8, 120)
+        out[name]["single_concurrency_8"] = {
             **_percentiles(run["latencies"]),
             "requests_per_s": round(run["requests"] / run["seconds"], 1),
             "requests": run["requests"],
             "errors": run["errors"],
         }
-    if batches:
+    batched = {name: base for name, base in servers.items() if name != "empty"}
+    for base in batched.values():
         _load(base, "/predict_batch", batches[:3], 1, 30)  # warm-up
-        run = _load(base, "/predict_batch", batches, 1, 180)
-        out["batch_1000"] = {
-            **_percentiles(run["latencies"]),
-            "rows_per_s": round(run["requests"] * batch_size / run["seconds"], 1),
-            "requests": run["requests"],
-            "errors": run["errors"],
+    timed: dict[str, list[float]] = {name: [] for name in batched}
+    errors = dict.fromkeys(batched, 0)
+    for payload in batches:
+        for name, base in batched.items():
+            run = _load(base, "/predict_batch", [payload], 1, 60)
+            timed[name] += run["latencies"]
+            errors[name] += run["errors"]
+    for name, latencies in timed.items():
+        out[name]["batch_1000"] = {
+            **_percentiles(latencies),
+            "rows_per_s": round(len(latencies) * batch_size / sum(latencies), 1),
+            "requests": len(latencies),
+            "errors": errors[name],
         }
     return out
 
@@ -332,8 +359,10 @@ def main(argv: list[str] | None = None) -> int:
                 json.dumps({"record": records[i % len(records)]}).encode() for i in range(args.requests)
             ]
             batches = [json.dumps({"records": batch}).encode()] * args.batches
-            for name, (_, base) in servers.items():
-                results[name] = _measure(base, singles, batches if name != "empty" else None, batch_size)
+            measured = _measure(
+                {name: base for name, (_, base) in servers.items()}, singles, batches, batch_size
+            )
+            results.update(measured)
         finally:
             for process, _ in servers.values():
                 _stop(process)
