@@ -283,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         # In-process floor: the same scorer the service uses, without HTTP, with its thread cap.
         from threadpoolctl import threadpool_limits
 
-        threads = threadpool_limits(limits=int(os.environ.get("SCORING_THREADS", "1")))
         scorer = load_scorer(model_dir, features, include)
+        threads = threadpool_limits(limits=int(os.environ.get("SCORING_THREADS", "1")))  # after loading
         results["model_type"] = type(scorer.pipeline[-1]).__name__
         k = settings.serving.reasons_top_k or 4
         for label, rows, repeat, top_k in (

@@ -100,6 +100,8 @@ ATTRIBUTES = field_attributes(Record)
 # own numpy work: on 2 loaded cores a 1,000-record tree prediction took 190 ms with 2 OpenMP threads,
 # 26 ms with one.
 THREADS = int(os.environ.get("SCORING_THREADS", "1"))
+for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # pools loaded from here on
+    os.environ.setdefault(_pool, str(THREADS))
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _COUNTERS: dict[str, Any] = {}
 
@@ -166,8 +168,8 @@ class _Scoring:
 
     def __init__(self) -> None:
         require_verified(self.model.path)  # refuses changed bytes; SCORING_ALLOW_UNVERIFIED=true overrides
-        self._threads = _limit_threads()
         self.scorer = load_scorer(self.model.path, FEATURES, INCLUDE_SENSITIVE)
+        self._threads = _limit_threads()  # after loading: threadpoolctl caps the pools loaded by now
         self.model_version = self.scorer.version
         self._version_json = json.dumps(self.model_version).encode()
         self._label_json = {
@@ -295,8 +297,8 @@ class BatchedModel:
 
     def __init__(self) -> None:
         require_verified(self.model.path)  # refuses changed bytes; SCORING_ALLOW_UNVERIFIED=true overrides
-        self._threads = _limit_threads()
         self.scorer = load_scorer(self.model.path, FEATURES, INCLUDE_SENSITIVE)
+        self._threads = _limit_threads()  # after loading: threadpoolctl caps the pools loaded by now
         gc.freeze()
 
     @bentoml.api(batchable=True, max_batch_size=ADAPTIVE_MAX_BATCH, max_latency_ms=ADAPTIVE_MAX_LATENCY_MS)
