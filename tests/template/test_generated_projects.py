@@ -49,7 +49,7 @@ _full = os.environ.get("TEMPLATE_FULL_SUITES", "unfair")
 FULL_SUITE = (
     set(DATA_SETS) | {"sample"} if _full == "all" else {k.strip() for k in _full.split(",") if k.strip()}
 )
-# unit tests that read the project's own data, settings and contract (~2.5 minutes a data set)
+# unit tests that read the project's own data, settings and contract (80-95 s a data set, measured)
 SUBSET = [
     "tests/unit/test_contract.py",
     "tests/unit/test_ingest.py",
