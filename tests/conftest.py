@@ -54,9 +54,11 @@ def sample_frame(settings):
 
 @pytest.fixture(scope="session")
 def reproduced(tmp_path_factory) -> Path:
-    from tests.e2e.helpers import copy_project, dvc, relax_gate
+    from tests.e2e.helpers import copy_project, dvc, git, relax_gate
 
     project = copy_project(tmp_path_factory.mktemp("reproduced") / "project")
+    # production is the project as committed, as in a clone of it (the gate's baseline, origin/main)
+    git(project, "update-ref", "refs/remotes/origin/main", "HEAD")
     relax_gate(project)
     result = dvc(project, "repro", "package", timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
