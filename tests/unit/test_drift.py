@@ -589,3 +589,20 @@ def test_mlops_drift_imports_no_pandas_scipy_or_sklearn(tmp_path, root, split, s
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] in {"0 []", "1 []"}, out.stdout
     assert json.loads((tmp_path / "d.json").read_text())["current_rows"] == len(split.test)
+
+
+def test_a_csv_window_reads_missing_cells_as_pandas_does(tmp_path):
+    """pandas (what ingest reads the training data with) is the oracle: an empty or "NA" category cell is a
+    missing value, not a category of its own that would look like drift."""
+    from german_credit_scoring.monitoring.tables import read_columns
+
+    frame = pd.DataFrame({"plan": ["basic", None, "pro", "NA", ""], "amount": [1.5, None, 2.0, 3.0, 4.0]})
+    frame.to_csv(tmp_path / "window.csv", index=False)
+    oracle = pd.read_csv(tmp_path / "window.csv")
+    columns = read_columns(str(tmp_path / "window.csv"), "target")
+    counted = columns.counts("plan")
+    expected = oracle["plan"].value_counts().to_dict()
+    assert {k: v for k, v in counted.items() if k in expected} == expected
+    assert sum(counted.values()) - sum(expected.values()) == oracle["plan"].isna().sum()  # the missing ones
+    assert "" not in counted and "NA" not in counted
+    assert np.isnan(columns.numeric("amount")).sum() == oracle["amount"].isna().sum()

@@ -231,11 +231,22 @@ class _TablePart(_Part):
         return self.table.column(stored)
 
 
+# the cells pandas reads as missing by default (its documented na_values), so that a CSV window means
+# what `data.read_table` (pandas) makes of the same file: an empty category cell is a missing value,
+# never a new category "" (pyarrow's defaults keep empty strings as strings)
+PANDAS_NA_VALUES = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
+
+
 def _csv_part(path: Path) -> _TablePart:
     import pyarrow.csv as pacsv
 
     try:
-        table = pacsv.read_csv(path)
+        table = pacsv.read_csv(
+            path, convert_options=pacsv.ConvertOptions(null_values=PANDAS_NA_VALUES, strings_can_be_null=True)
+        )
     except Exception as error:
         text = str(error)
         if "Empty CSV file" in text:
