@@ -31,7 +31,6 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -669,7 +668,6 @@ def check_drift(
     result: dict[str, Any] = {
         "verdict": "no_drift",
         "message": "",
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "reference_rows": len(reference),
         "current_rows": len(current),
         "min_rows": drift.min_rows,
