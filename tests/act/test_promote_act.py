@@ -23,6 +23,7 @@ from german_credit_scoring.governance import audit, deploy
 from german_credit_scoring.governance.production import Entry, Production, render_production
 from tests.act.harness import ACT, Act, ActGitHub, job_results, serve
 from tests.e2e.helpers import ROOT, git
+from tests.unit.test_github import OWNER_REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.act]
 
@@ -45,7 +46,7 @@ class PromoteGitHub(ActGitHub):
             if m.group(3) in self.members.get(f"@{m.group(1)}/{m.group(2)}", set()):
                 return 200, {"state": "active"}, {}
             return 404, {"message": "Not Found"}, {}
-        route = path.removeprefix("/repos/acme/credit/")
+        route = path.removeprefix(f"/repos/{OWNER_REPO}/")
         if method == "GET" and (m := re.fullmatch(r"pulls/(\d+)/reviews", route)):
             self.requests.append({"method": method, "path": path, "query": {}, "body": None})
             return 200, self.reviews.get(int(m.group(1)), []), {}
@@ -57,7 +58,7 @@ class PromoteGitHub(ActGitHub):
 
 def entry(version: str) -> Entry:
     return Entry(model_version=version, model_digest=DIGEST.replace("1", version[-1]), risk_tier="high",
-                 gate_passed=True, image=f"ghcr.io/acme/credit@sha256:{version[-1] * 64}")  # fmt: skip
+                 gate_passed=True, image=f"ghcr.io/{OWNER_REPO}@sha256:{version[-1] * 64}")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def act(tmp_path_factory):
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", source, str(work / "project")], check=True)
     project = work / "project"
     git(project, "checkout", "-q", "-B", "main")
-    git(project, "remote", "set-url", "origin", "https://github.com/acme/credit.git")
+    git(project, "remote", "set-url", "origin", f"https://github.com/{OWNER_REPO}.git")
     state = Production(current=entry("v2"), history=[entry("v1")])
     production = render_production(state)
     (project / "governance/production.yaml").write_text(production, encoding="utf-8")
@@ -91,7 +92,7 @@ def act(tmp_path_factory):
 def dispatch_event(action: str) -> dict:
     return {
         "inputs": {"action": action, "version": "", "image": "", "reason": "v2 misbehaves"},
-        "repository": {"full_name": "acme/credit", "default_branch": "main"},
+        "repository": {"full_name": OWNER_REPO, "default_branch": "main"},
     }
 
 
@@ -100,7 +101,7 @@ def pull_request_event(number: int, head: str, branch: str) -> dict:
         "action": "opened",
         "number": number,
         "pull_request": {"number": number, "head": {"ref": branch, "sha": head}, "base": {"ref": "main"}},
-        "repository": {"full_name": "acme/credit", "default_branch": "main"},
+        "repository": {"full_name": OWNER_REPO, "default_branch": "main"},
     }
 
 
@@ -136,7 +137,7 @@ def test_rollback_dispatch_check_and_merge_record(act):
         {"user": {"login": "risk-ann"}, "state": "APPROVED", "submitted_at": "y", "commit_id": head}
     )
     event = pull_request_event(1, head, "rollback/v1")
-    event["pull_request"]["head"]["repo"] = {"full_name": "acme/credit"}  # not a fork: auto-merge runs too
+    event["pull_request"]["head"]["repo"] = {"full_name": OWNER_REPO}  # not a fork: auto-merge runs too
     passed = act.run("pull_request", event, 303, workflow="promote.yml")
     assert passed.returncode == 0, passed.stdout[-6000:]
     assert "rollback of v1: every check passed" in passed.stdout
@@ -190,7 +191,7 @@ def test_low_tier_promotion_check_merges_by_itself_and_records_it(act):
     entries_before = github.files.get(("audit", "governance/audit.jsonl"), b"").decode().splitlines()
 
     event = pull_request_event(number, head, "rollback/v1-low")
-    event["pull_request"]["head"]["repo"] = {"full_name": "acme/credit"}
+    event["pull_request"]["head"]["repo"] = {"full_name": OWNER_REPO}
     result = act.run("pull_request", event, 305, workflow="promote.yml")
     assert result.returncode == 0, result.stdout[-6000:]
     jobs = job_results(result.stdout)

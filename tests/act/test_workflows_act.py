@@ -19,6 +19,7 @@ from german_credit_scoring.gitops import handover, lock
 from german_credit_scoring.gitops.github import marker_for
 from tests.act.harness import ACT, Act, job_results
 from tests.e2e.helpers import dvc, git, relax_gate
+from tests.unit.test_github import OWNER_REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.act]
 
@@ -40,7 +41,7 @@ def act(tmp_path_factory, request):
         subprocess.run(["git", "clone", "-q", "--no-hardlinks", source, str(work / "project")], check=True)
         project = work / "project"
         git(project, "checkout", "-q", "-B", "main")
-        git(project, "remote", "set-url", "origin", "https://github.com/acme/credit.git")
+        git(project, "remote", "set-url", "origin", f"https://github.com/{OWNER_REPO}.git")
         git(project, "checkout", "-q", "-b", "feature")
         relax_gate(project)
         reproduced = dvc(project, "repro", "package", timeout=1200)
@@ -51,7 +52,7 @@ def act(tmp_path_factory, request):
         project = request.getfixturevalue("clone_reproduced")(work)
         git(project, "branch", "-m", "feature")
         git(project, "branch", "main", "HEAD~1")
-        git(project, "remote", "add", "origin", "https://github.com/acme/credit.git")
+        git(project, "remote", "add", "origin", f"https://github.com/{OWNER_REPO}.git")
         git(project, "update-ref", "refs/remotes/origin/main", "main")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "policy change under review, with its dvc.lock")
@@ -72,7 +73,7 @@ def pull_request_event(head: str) -> dict:
             "head": {"ref": "feature", "sha": head},
             "base": {"ref": "main"},
         },
-        "repository": {"full_name": "acme/credit", "default_branch": "main"},
+        "repository": {"full_name": OWNER_REPO, "default_branch": "main"},
     }
 
 
@@ -172,7 +173,7 @@ def test_merge_to_main_ships_the_reviewed_model_byte_for_byte(act):
     assert reviewed.model_sha256 in build["files"].values()
     labels = build["labels"]
     assert labels["org.opencontainers.image.revision"] == merge
-    assert labels["org.opencontainers.image.source"].endswith("/acme/credit")
+    assert labels["org.opencontainers.image.source"].endswith(f"/{OWNER_REPO}")
     assert labels["io.github.mlops.model.digest"] == f"sha256:{reviewed.model_sha256}"
     assert labels["io.github.mlops.pull-request"] == str(PR_NUMBER)
     assert json.loads(labels["io.github.mlops.dvc-lock.outs"])["models/approved"] == reviewed.approved_md5
@@ -331,7 +332,7 @@ def production_traffic(act: Act, rows: int = 600) -> tuple[str, str]:
 
 
 def schedule_event() -> dict:
-    return {"schedule": "23 5 * * 1", "repository": {"full_name": "acme/credit", "default_branch": "main"}}
+    return {"schedule": "23 5 * * 1", "repository": {"full_name": OWNER_REPO, "default_branch": "main"}}
 
 
 def test_scheduled_drift_opens_one_retraining_pr_on_new_data_whose_pipeline_trains_another_model(act):

@@ -23,7 +23,8 @@ import pytest
 from german_credit_scoring.gitops import github
 from german_credit_scoring.gitops.github import COMMENT_LIMIT, comment_cli, retrain_pr_cli
 
-OWNER_REPO = "acme/credit"
+# a stand-in repository, not the project's own name: nothing here may move when a project is generated
+OWNER_REPO = "octo-test/stand-in"
 
 
 class FakeGitHub:

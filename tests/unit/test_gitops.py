@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from german_credit_scoring.gitops import handover, lock, takelock
+from tests.unit.test_github import OWNER_REPO
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -203,8 +204,8 @@ def test_verify_refuses_a_lock_that_pins_other_outputs_than_the_reviewed_run(tmp
 
 def test_labels_carry_the_oci_standard_and_the_lineage(tmp_path):
     release_dir, _ = make_release(tmp_path)
-    labels = handover.oci_labels(handover.read(release_dir), "c" * 40, "https://github.com/acme/credit")
-    assert labels["org.opencontainers.image.source"] == "https://github.com/acme/credit"
+    labels = handover.oci_labels(handover.read(release_dir), "c" * 40, f"https://github.com/{OWNER_REPO}")
+    assert labels["org.opencontainers.image.source"] == f"https://github.com/{OWNER_REPO}"
     assert labels["org.opencontainers.image.revision"] == "c" * 40
     assert labels["io.github.mlops.model.digest"].startswith("sha256:")
     assert labels["io.github.mlops.pull-request"] == "7"
@@ -227,7 +228,7 @@ def test_production_model_comes_from_the_release_main_shipped(tmp_path):
     fake = ActGitHub(store)
     server = serve(fake)
     try:
-        client = GitHub(repository="acme/credit", token="t", api_url=fake.base_url)
+        client = GitHub(repository=OWNER_REPO, token="t", api_url=fake.base_url)
         # nothing shipped yet: said, not failed
         reason = handover.production_model(client, tmp_path / "production")
         assert reason and "has shipped a release yet" in reason
@@ -252,7 +253,7 @@ def test_fetch_finds_the_release_of_the_pull_request_merged_into_the_commit(tmp_
     fake = ActGitHub(store)
     server = serve(fake)
     try:
-        client = GitHub(repository="acme/credit", token="t", api_url=fake.base_url)
+        client = GitHub(repository=OWNER_REPO, token="t", api_url=fake.base_url)
         fake.merged["a" * 40] = {"number": 7, "merged_at": "x", "head": {"sha": "c" * 40}}
         # the pull request's checks have not passed (no successful run): main refuses to ship
         fake.add_run(101, "pr.yml", "c" * 40, conclusion="failure")

@@ -24,7 +24,7 @@ from german_credit_scoring.governance import audit, promotion
 from german_credit_scoring.governance.production import Entry, Production, load_production, render_production
 
 ROOT = Path(__file__).resolve().parents[2]
-REPO = "acme/credit"
+REPO = "octo-test/stand-in"  # a stand-in repository, never renamed with the project
 TEAMS = yaml.safe_load((ROOT / "governance/owners.yaml").read_text())["teams"]
 
 
