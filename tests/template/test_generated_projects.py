@@ -10,8 +10,8 @@ makes the project and then, inside it, exactly what its README says:
 
 The environment is the project's own (`uv sync --locked`, offline from the uv cache the template's own
 sync filled; uv hardlinks from that cache). CI's budget for template tests holds six pipelines and one
-full test suite: the full test command (without its act tests) runs on the data set the gate refuses,
-the one least like the sample (`TEMPLATE_FULL_SUITES`, default `unfair`); on the others it runs the unit
+full test suite: the full test command (act tests included) runs on the data set the gate refuses, the
+one least like the sample (`TEMPLATE_FULL_SUITES`, default `unfair`); on the others it runs the unit
 tests that read the project's own data, settings and contract (SUBSET). `TEMPLATE_FULL_SUITES=all` (or
 a comma-separated list of keys, `sample` among them; empty for none) runs the full test command on
 those too, e.g. before a release.
@@ -164,9 +164,9 @@ def test_both_readme_commands_pass_on_the_data(key, template_repo, tmp_path):
     # when the README's second command runs the tests (all of them, or the subset: see module doc)
     subset = [path for path in SUBSET if (project / path).is_file()]
     assert subset, "the generated project has none of the data-dependent unit test files"
-    # The full command leaves out the act tests (marker `act`): they run this very template's workflows
-    # on the sample in the template's own suite, and a second time here would double CI's time.
-    full = ["-m", "not act"] if os.environ.get("TEMPLATE_FULL_ACT") != "1" else []
+    # The full command is the README's, act tests included: they run the project's workflows under its own
+    # name, owners and data (`TEMPLATE_FULL_ACT=0` leaves them out, for a quicker local run).
+    full = ["-m", "not act"] if os.environ.get("TEMPLATE_FULL_ACT") == "0" else []
     tests = bootstrap(
         project, env, "test", *(full if key in FULL_SUITE else [*subset, "-p", "no:cacheprovider"])
     )
