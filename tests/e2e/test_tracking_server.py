@@ -13,7 +13,10 @@ import urllib.request
 
 import pytest
 
+from german_credit_scoring import cli
 from tests.e2e.helpers import dvc, project_env, run
+
+CLI = cli.__name__  # the package's command line, by module name (`python -m`)
 
 pytestmark = pytest.mark.e2e
 
@@ -86,7 +89,7 @@ def test_pipeline_logs_to_the_server_and_registers_the_challenger(
     assert logged.data.tags["model_version"] == meta["version"]
     assert "train_roc_auc" in logged.data.metrics
 
-    registered = run(project, sys.executable, "-m", "german_credit_scoring.cli", "register", env=env)
+    registered = run(project, sys.executable, "-m", CLI, "register", env=env)
     assert registered.returncode == 0, registered.stdout + registered.stderr
     challenger = client.get_model_version_by_alias(settings.project.slug, "challenger")
     assert challenger.tags["model_version"] == meta["version"]
@@ -94,9 +97,7 @@ def test_pipeline_logs_to_the_server_and_registers_the_challenger(
     # main registers what the pull request trained: without this checkout's run record, the logged
     # model is found in the tracking store by its model_version tag
     (project / "runs/train.json").unlink()
-    again = run(
-        project, sys.executable, "-m", "german_credit_scoring.cli", "register", "--alias", "champion", env=env
-    )
+    again = run(project, sys.executable, "-m", CLI, "register", "--alias", "champion", env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     champion = client.get_model_version_by_alias(settings.project.slug, "champion")
     assert champion.version == challenger.version

@@ -427,28 +427,21 @@ def test_merge_moves_the_mlflow_champion_alias_to_the_production_version(
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    client.create_registered_model("german-credit-scoring")
+    name = "stand-in-model"  # any registered model name: not the project's, so generation moves nothing
+    client.create_registered_model(name)
     for version in ("v1", "v2"):  # what main.yml's `mlops register` leaves: one registry version per model
-        client.create_model_version(
-            "german-credit-scoring", f"file:///models/{version}", tags={"model_version": version}
-        )
+        client.create_model_version(name, f"file:///models/{version}", tags={"model_version": version})
     promote_and_merge(github, project, "v1", "1" * 40)
-    assert promotion.champion_cli(["--name", "german-credit-scoring"]) == 0
-    assert (
-        client.get_model_version_by_alias("german-credit-scoring", "champion").tags["model_version"] == "v1"
-    )
+    assert promotion.champion_cli(["--name", name]) == 0
+    assert client.get_model_version_by_alias(name, "champion").tags["model_version"] == "v1"
     promote_and_merge(github, project, "v2", "2" * 40)
-    assert promotion.champion_cli(["--name", "german-credit-scoring"]) == 0
-    assert (
-        client.get_model_version_by_alias("german-credit-scoring", "champion").tags["model_version"] == "v2"
-    )
+    assert promotion.champion_cli(["--name", name]) == 0
+    assert client.get_model_version_by_alias(name, "champion").tags["model_version"] == "v2"
     promotion.rollback_cli([])
     github.merge(len(github.pulls), "3" * 40)
     take(github, project, "main")
-    assert promotion.champion_cli(["--name", "german-credit-scoring"]) == 0
-    assert (
-        client.get_model_version_by_alias("german-credit-scoring", "champion").tags["model_version"] == "v1"
-    )
+    assert promotion.champion_cli(["--name", name]) == 0
+    assert client.get_model_version_by_alias(name, "champion").tags["model_version"] == "v1"
 
 
 def test_check_verifies_the_signed_release_when_given(project, github, capsys):
