@@ -209,6 +209,12 @@ class Act:
             "-P",
             "ubuntu-24.04=-self-hosted",
             "--action-offline-mode",
+            # this run's own host workspaces and caches: act names a job's workspace after the job and
+            # run, so two act runs at once (xdist workers, two generated projects) would share one
+            "--action-cache-path",
+            str(self.work / "act-cache"),
+            "--cache-server-path",
+            str(self.work / "act-cache-server"),
             "-s",
             "GITHUB_TOKEN=ghs_act_token",
             *local_repositories(self.project),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ruamel.yaml import YAML
 
 from german_credit_scoring.gitops.lock import dvc_md5
 from tests.e2e.helpers import dvc, git, run
@@ -75,11 +76,13 @@ def test_an_output_committed_with_a_doctored_lock_is_replaced_by_what_the_run_ma
     doctored = json.loads(truth)
     doctored["doctored"] = True
     metrics.write_text(json.dumps(doctored))
-    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    round_trip = YAML()  # YAML 1.2, as DVC reads its lock (PyYAML would make a `yes` param `true`)
+    lock = round_trip.load((clone / "dvc.lock").read_text())
     for out in lock["stages"]["train"]["outs"]:
         if out["path"] == "metrics/train.json":
             out["md5"], out["size"] = dvc_md5(metrics), metrics.stat().st_size
-    (clone / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    with (clone / "dvc.lock").open("w") as handle:
+        round_trip.dump(lock, handle)
     assert dvc(clone, "status", "train", "--json").stdout.strip() in ("{}", "")  # DVC alone would skip it
 
     result = mlops(clone, "run-stage", "train", "--single-item")

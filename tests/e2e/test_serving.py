@@ -245,20 +245,19 @@ def test_bad_single_record_names_every_field(served, settings):
     features = served["features"]
     record = json_records(served["test"].head(1), served["columns"])[0]
     numeric = next(f for f in features.model_inputs() if f.is_numeric and f.max is not None)
-    category = next(f for f in features.model_inputs() if f.allowed_values)
+    # a category out of its allowed values, when the contract has categories (numeric-only data has none)
+    category = next((f for f in features.model_inputs() if f.allowed_values), None)
+    named = {numeric.name} | ({category.name} if category else set())
     missing = next(  # a required input (a nullable one may rightly be left out)
-        f for f in features.model_inputs() if f.name not in (numeric.name, category.name) and not f.nullable
+        f for f in features.model_inputs() if f.name not in named and not f.nullable
     )
-    bad = {**record, numeric.name: numeric.max + 1000, category.name: "no-such-value", "not_a_feature": 1}
+    bad = {**record, numeric.name: numeric.max + 1000, "not_a_feature": 1}
+    if category is not None:
+        bad[category.name] = "no-such-value"
     del bad[missing.name]
     response = served["client"].post("/predict", json={"record": bad})
     assert response.status_code == 400
-    assert _located(response.json()) == {
-        (None, numeric.name),
-        (None, category.name),
-        (None, missing.name),
-        (None, "not_a_feature"),
-    }
+    assert _located(response.json()) == {(None, name) for name in (*named, missing.name, "not_a_feature")}
     wrong_type = served["client"].post("/predict", json={"record": {**record, numeric.name: "ten"}})
     assert wrong_type.status_code == 400 and _located(wrong_type.json()) == {(None, numeric.name)}
 
@@ -266,11 +265,13 @@ def test_bad_single_record_names_every_field(served, settings):
 def test_bad_batches_are_refused_with_record_indexes(served, settings):
     client, features = served["client"], served["features"]
     records = json_records(served["test"].head(4), served["columns"])
-    category = next(f for f in features.model_inputs() if f.allowed_values)
-    records[2] = {**records[2], category.name: "no-such-value"}
+    # record 2 breaks the contract: a category out of its values, or a numeric input as text
+    category = next((f for f in features.model_inputs() if f.allowed_values), None)
+    broken = category or next(f for f in features.model_inputs() if f.is_numeric)
+    records[2] = {**records[2], broken.name: "no-such-value"}
     response = client.post("/predict_batch", json={"records": records})
     assert response.status_code == 400
-    assert _located(response.json()) == {(2, category.name)}
+    assert _located(response.json()) == {(2, broken.name)}
     assert client.post("/predict_batch", json={"records": []}).status_code == 400
     too_many = [records[0]] * (settings.serving.max_batch_size + 1)
     oversized = client.post("/predict_batch", json={"records": too_many})

@@ -66,6 +66,24 @@ def test_drop_entries_removes_only_the_named_stages(tmp_path):
     assert yaml.safe_load(lock.read_text()) == {"schema": "2.0", "stages": {"a": {"cmd": "x"}}}
 
 
+def test_drop_entries_keeps_every_other_entry_as_dvc_reads_it(tmp_path):
+    # given a lock as DVC writes it (YAML 1.2): a label `yes`, `no`, `on` or `off` is a string there
+    from dvc.utils.serialize import load_yaml
+
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  a:\n    cmd: x\n    params:\n      params.yaml:\n"
+        "        data.positive_label: yes\n        data.negative: off\n  b:\n    cmd: y\n"
+    )
+    before = load_yaml(lock)
+    # when one stage's entry is dropped
+    stagerun.drop_entries(["b"], lock)
+    # then DVC reads the rest exactly as before (PyYAML's round trip made `yes` the boolean true)
+    after = load_yaml(lock)
+    assert after["stages"] == {"a": before["stages"]["a"]}
+    assert after["stages"]["a"]["params"]["params.yaml"]["data.positive_label"] == "yes"
+
+
 class FakeDvc:
     """Records the dvc calls; answers `repro` with the given output."""
 

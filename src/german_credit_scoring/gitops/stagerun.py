@@ -115,13 +115,22 @@ def drop_entries(names: Sequence[str], lock_path: Path = LOCK) -> list[str]:
     """Take the named stages out of dvc.lock (text-preserving YAML round trip); returns those removed."""
     if not names or not lock_path.is_file():
         return []
-    data = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
+    # ruamel's round trip reads and writes YAML 1.2 as DVC does: PyYAML (1.1) would turn a param such
+    # as `positive_label: yes` into `true` in every other stage's entry, and DVC would see it changed
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    round_trip = YAML()
+    data = round_trip.load(lock_path.read_text(encoding="utf-8")) or {}
     stages = data.get("stages") or {}
     removed = [name for name in names if stages.pop(name, None) is not None]
     if removed:
         from german_credit_scoring import io
 
-        io.write_text(lock_path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        text = StringIO()
+        round_trip.dump(data, text)
+        io.write_text(lock_path, text.getvalue())
     return removed
 
 
