@@ -47,7 +47,10 @@ def format_project() -> bool:
     for command in candidates:
         try:
             done = subprocess.run(
-                [*command, "format", "--quiet", "."], cwd=project, capture_output=True, timeout=120
+                [*command, "format", "--quiet", "--no-cache", "."],
+                cwd=project,
+                capture_output=True,
+                timeout=120,
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
