@@ -16,14 +16,12 @@ from german_credit_scoring.explain.contributions import contributions
 from german_credit_scoring.lifecycle import transform
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, settings, features, sample_frame):
-    out = tmp_path_factory.mktemp("model")
+def _model_dir(out, settings, features, sample_frame, model_type: str, hyperparameters: dict):
     frame = data.model_frame(sample_frame, features)
     labels = data.positive_indicator(sample_frame[settings.data.target], settings.data.positive_label)
-    pipeline = transform.build_pipeline(
-        features, settings.model.type, settings.model.hyperparameters, settings.model.seed
-    ).fit(frame, labels)
+    pipeline = transform.build_pipeline(features, model_type, hyperparameters, settings.model.seed).fit(
+        frame, labels
+    )
     joblib.dump(pipeline, out / "model.joblib")
     meta = {
         "version": "unit-1",
@@ -35,6 +33,14 @@ def model_dir(tmp_path_factory, settings, features, sample_frame):
     }
     (out / "model.json").write_text(json.dumps(meta), encoding="utf-8")
     return out, pipeline
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, settings, features, sample_frame):
+    out = tmp_path_factory.mktemp("model")
+    return _model_dir(
+        out, settings, features, sample_frame, settings.model.type, settings.model.hyperparameters
+    )
 
 
 def _run(root, monkeypatch, *args) -> int:
@@ -145,3 +151,28 @@ def test_a_bad_row_is_named_and_nothing_is_written(
 
 def test_score_is_an_mlops_command():
     assert COMMANDS["score"][0] == "german_credit_scoring.explain.batch:score_cli"
+
+
+def test_a_tree_model_scores_with_its_own_probabilities_with_reasons_on_and_off(
+    root, settings, features, sample_frame, tmp_path, monkeypatch
+):
+    # given a gradient-boosting model (its log-odds come from the explainer's tables when verified)
+    params = settings.model.hist_gradient_boosting.model_dump() | {"max_iter": 40}
+    directory, pipeline = _model_dir(
+        tmp_path, settings, features, sample_frame, "hist_gradient_boosting", params
+    )
+    rows = sample_frame.head(300)
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False)
+    expected = pipeline.predict_proba(data.model_frame(rows, features))[:, 1]
+    # when the file is scored with reasons and without
+    for top_k in ("3", "0"):
+        out = tmp_path / f"out-{top_k}.jsonl"
+        args = ["--input", str(source), "--output", str(out), "--model", str(directory), "--top-k", top_k]
+        assert _run(root, monkeypatch, *args) == 0
+        scored = [json.loads(line) for line in out.read_text().splitlines()]
+        # then both carry scikit-learn's probabilities bit for bit
+        assert np.array_equal([r["probability"] for r in scored], expected)
+        if top_k != "0":
+            assert all(r["reasons_unavailable"] is None for r in scored)
+            assert any(r["reasons"] for r in scored)

@@ -77,6 +77,12 @@ def test_contributions_match_shap(fitted):
     expected = np.asarray(oracle.shap_values(matrix))
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
     assert explainer.base_value == pytest.approx(float(np.ravel(oracle.expected_value)[0]), abs=1e-6)
+    # per input feature (what reasons are made of; trees sum them per input as they gather them)
+    grouped = explainer.transformer.group(expected)
+    np.testing.assert_allclose(explainer.contributions(matrix), grouped, rtol=0, atol=1e-6)
+    margins, prepared = explainer.margins(matrix)  # the tree tables' own pass, reused by explain
+    np.testing.assert_allclose(explainer.contributions(matrix, prepared), grouped, rtol=0, atol=1e-6)
+    assert (margins is None) == (model_type == "logistic_regression")
 
 
 def test_linear_baseline_from_a_background_is_its_mean(settings, features, sample_frame):
@@ -368,8 +374,8 @@ def test_a_record_that_cannot_be_explained_keeps_its_decision(fitted, settings, 
     expected = scorer.score_columns(columns, top_k=2)
     original = scorer.explainer.contributions
 
-    def broken_for_row_two(matrix):  # e.g. an overflow in one record's contributions
-        values = original(matrix)
+    def broken_for_row_two(matrix, *prepared):  # e.g. an overflow in one record's contributions
+        values = original(matrix, *prepared)
         values[2, 0] = np.inf
         return values
 
@@ -381,10 +387,109 @@ def test_a_record_that_cannot_be_explained_keeps_its_decision(fitted, settings, 
         r for i, r in enumerate(expected.reasons) if i != 2
     ]
 
-    def broken(matrix):
+    def broken(matrix, *prepared):
         raise FloatingPointError("overflow")
 
     monkeypatch.setattr(scorer.explainer, "contributions", broken)
     scores = scorer.score_columns(columns, top_k=2)
     assert scores.decisions == expected.decisions
     assert scores.reasons == [[]] * 4 and all("overflow" in text for text in scores.unexplained)
+
+
+# --------------------------------------------------------------------------------------------
+# Tree tables as the model's own prediction
+# --------------------------------------------------------------------------------------------
+
+
+def test_tree_tables_give_the_models_log_odds_bit_for_bit(settings, features, sample_frame):
+    from german_credit_scoring.explain.contributions import TreeContributions
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting")
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    tree = explainer.explainer
+    assert isinstance(tree, TreeContributions) and tree.predicts and tree.rest is None
+    estimator = pipeline[-1]
+    matrix = explainer.transformer_matrix(frame)
+    # given records with values exactly at the model's thresholds and the doubles either side of them
+    probe = tree.probe()
+    thresholds = np.unique(
+        np.concatenate([t.nodes["num_threshold"][t.nodes["is_leaf"] == 0] for t in tree._trees])
+    )
+    assert np.isin(thresholds, probe).all()
+    assert np.isin(np.nextafter(thresholds, np.inf), probe).all()
+    assert np.isin(np.nextafter(thresholds, -np.inf), probe).all()
+    # then the tables' log-odds are scikit-learn's, bit for bit, in a batch, one record at a time and
+    # through probabilities
+    for records in (matrix, probe, matrix[:1], probe[-1:]):
+        margins, cells = tree.margins(records)
+        assert cells is not None and np.array_equal(margins, estimator.decision_function(records))
+    from scipy.special import expit
+
+    assert np.array_equal(expit(tree.margins(matrix)[0]), estimator.predict_proba(matrix)[:, 1])
+    # and a record with a missing value is left to scikit-learn (its direction is not an interval)
+    holes = matrix[:5].copy()
+    holes[2, tree.used[0]] = np.nan
+    assert tree.margins(holes) == (None, None)
+
+
+def test_tree_tables_work_in_passes(settings, features, sample_frame, monkeypatch):
+    import german_credit_scoring.explain.contributions as module
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=25)
+    reference = PipelineExplainer(pipeline, list(frame.columns))
+    matrix = reference.transformer_matrix(frame.head(40))
+    expected = reference.contributions(matrix)
+    # given passes of 7 records (40 records: five full passes and a short one)
+    monkeypatch.setattr(module, "ROWS_PER_PASS", 7)
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    margins, cells = explainer.margins(matrix)
+    assert np.array_equal(margins, pipeline[-1].decision_function(matrix))
+    np.testing.assert_allclose(explainer.contributions(matrix, cells), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        explainer.column_contributions(matrix), reference.column_contributions(matrix), atol=1e-12
+    )
+
+
+def test_scorer_predicts_trees_from_their_tables_only_when_verified(
+    settings, features, sample_frame, monkeypatch
+):
+    from german_credit_scoring.explain import contributions as module
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=40)
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    expected = pipeline.predict_proba(frame)[:, 1]
+    scorer = _scorer(settings, features, pipeline)
+    assert scorer.fast is not None and scorer.table_margins
+    # the tables give the probabilities, with reasons on and off alike
+    assert np.array_equal(scorer.score_columns(columns).probabilities, expected)
+    scores = scorer.score_columns(columns, top_k=3)
+    assert np.array_equal(scores.probabilities, expected) and scores.unexplained == [None] * len(frame)
+    calls = []
+    original = module.TreeContributions.margins
+
+    def counted(self, matrix):
+        calls.append(len(matrix))
+        return original(self, matrix)
+
+    monkeypatch.setattr(module.TreeContributions, "margins", counted)
+    scorer.score_columns(columns, top_k=3)
+    assert calls == [len(frame)]  # one pass over the trees serves the prediction and its explanation
+    monkeypatch.undo()
+
+    # given tables whose log-odds are one ulp off: the check at load refuses them, scikit-learn predicts
+    def off_by_one_ulp(self, cells):
+        return np.nextafter(original_margins(self, cells), np.inf)
+
+    original_margins = module.TreeContributions.margins_of
+    monkeypatch.setattr(module.TreeContributions, "margins_of", off_by_one_ulp)
+    refused = _scorer(settings, features, pipeline)
+    assert refused.fast is not None and not refused.table_margins
+    assert np.array_equal(refused.score_columns(columns, top_k=3).probabilities, expected)
+    monkeypatch.undo()
+
+    # given trees too large for a table: no log-odds from the tables, still scikit-learn's probabilities
+    monkeypatch.setattr(module, "CELL_TABLE_LIMIT", 64)
+    partial = _scorer(settings, features, pipeline)
+    assert partial.explainer.explainer.rest is not None and not partial.table_margins
+    scores = partial.score_columns(columns, top_k=3)
+    assert np.array_equal(scores.probabilities, expected) and scores.unexplained == [None] * len(frame)

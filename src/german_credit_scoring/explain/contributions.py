@@ -24,9 +24,11 @@ expectations using the training counts stored in every node. ``base_value`` is t
 plus each tree's count-weighted mean leaf value. A tree's Shapley values only depend on which
 interval between the tree's thresholds each of its features falls in (a **cell**), so each tree's
 values are precomputed per cell when the explainer is built (from the leaves' games, each solved per
-agreement pattern); explaining a batch is then one ``searchsorted`` per feature and one look-up per
-(tree, feature, record), vectorised over the batch (no Python per row, no per-leaf work). A tree with
-too many cells, and a record with a missing value, are explained leaf by leaf (``TreeContributions``).
+agreement pattern); explaining a batch is then one ``searchsorted`` per feature, a cell per (tree,
+record) and one table row per (tree, record), vectorised over the batch (no Python per row, no per-leaf
+work). The same cells give each tree's leaf, so the tables also give the model's log-odds, bit for bit
+``decision_function`` (``TreeContributions.margins``). A tree with too many cells, and a record with a
+missing value, are explained leaf by leaf (``TreeContributions``), and predicted by scikit-learn.
 
 Contributions of model columns are summed per **input feature** (all one-hot columns of a category
 belong to their feature), which keeps the sum exact.
@@ -423,13 +425,24 @@ class TreeContributions:
 
     A tree's Shapley values depend on a record only through which side of each of the tree's splits
     it falls: per feature, which interval between the tree's thresholds on it holds the record's value.
-    Every combination of those intervals is a **cell**; each tree gets a table of its exact Shapley
-    values per cell (``_PathLeaves`` on one representative record per cell, built once), so a batch
-    costs one ``searchsorted`` per feature, a cell index per tree and record, and one look-up per
-    (tree, feature, record): no per-leaf work at request time. A tree whose table would exceed
-    ``cell_limit`` entries (``prod(thresholds + 1) * features``), or all trees past ``MAX_TREE_TABLE``
-    entries in all, is explained leaf by leaf instead, as is a record with a missing value (its
-    missing-value directions are not intervals). ``deep``: the leaves solved per batch there.
+    Every combination of those intervals is a **cell**; each tree gets a table with one row per cell
+    of its exact Shapley values (``_PathLeaves`` on one representative record per cell, built once)
+    and its leaf value per cell. A batch costs one ``searchsorted`` per feature, each tree's cell per
+    record (``cells``: one look-up per (feature, tree) in a small table, summed per tree) and then one
+    row per (tree, record), copied whole (``numpy.take`` of fixed-size rows: trees with the same number
+    of features share a table) and summed per output column with one ``bincount``: no per-leaf work
+    at request time.
+
+    The same cells give the model's own log-odds (``margins``): each tree's leaf value, added in
+    scikit-learn's order (its baseline, then tree after tree), bit for bit ``decision_function``, so
+    the prediction and the explanation share one pass over the trees. Only when every tree is tabled
+    and no record has a missing value; callers use ``decision_function`` otherwise.
+
+    A tree whose table would exceed ``cell_limit`` entries (``prod(thresholds + 1) * (features + 1)``),
+    or all trees past ``MAX_TREE_TABLE`` entries in all, is explained leaf by leaf instead, as is a
+    record with a missing value (its missing-value directions are not intervals). ``deep``: the leaves
+    solved per batch there. ``owner`` (model column -> output index, e.g. ``FastTransformer.owner``)
+    lets ``contributions`` sum straight into those outputs.
     """
 
     kind = "tree"
@@ -439,7 +452,9 @@ class TreeContributions:
         estimator,
         width: int,
         table_depth: int = TABLE_DEPTH,
-        cell_limit: int = CELL_TABLE_LIMIT,
+        cell_limit: int | None = None,  # None: CELL_TABLE_LIMIT
+        owner: Sequence[int] | np.ndarray | None = None,
+        outputs: int | None = None,
     ) -> None:
         predictors = getattr(estimator, "_predictors", None)
         if not predictors or len(predictors[0]) != 1:
@@ -451,18 +466,23 @@ class TreeContributions:
         self.table_depth = table_depth
         self._trees = trees
         self._leaves: _PathLeaves | None = None  # every tree, leaf by leaf: built for a missing value
-        self.base_value = float(np.ravel(estimator._baseline_prediction)[0]) + sum(map(_expected, trees))
+        baseline = np.ravel(estimator._baseline_prediction)
+        self.baseline = float(baseline[0])  # scikit-learn's raw prediction before the first tree
+        self.base_value = self.baseline + sum(map(_expected, trees))
+        cell_limit = CELL_TABLE_LIMIT if cell_limit is None else cell_limit
         celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]] = []
         rest: list[Any] = []
         total = 0
         for tree in trees:
             splits = tree.nodes[tree.nodes["is_leaf"] == 0]
-            if splits.size == 0:
-                continue  # a tree without splits is all base value
+            if splits.size == 0:  # one leaf: all base value, and one cell for margins
+                celled.append((tree, np.zeros(0, dtype=np.intp), [], 1))
+                total += 1
+                continue
             features = np.unique(splits["feature_idx"]).astype(np.intp)
             cuts = [np.unique(splits["num_threshold"][splits["feature_idx"] == f]) for f in features]
             cells = int(np.prod([c.size + 1 for c in cuts], dtype=np.float64))
-            entries = cells * features.size
+            entries = cells * (features.size + 1)
             finite = all(np.isfinite(c).all() for c in cuts)
             if finite and entries <= cell_limit and total + entries <= MAX_TREE_TABLE:
                 celled.append((tree, features, cuts, cells))
@@ -470,16 +490,25 @@ class TreeContributions:
             else:
                 rest.append(tree)
         self.rest = _PathLeaves(rest, width, table_depth) if rest else None
-        self.cell_trees = len(celled)
-        self._build_cells(celled, width, table_depth, total)
+        self.cell_trees = sum(1 for _, features, _, _ in celled if features.size)
+        # margins from the tables need every tree, in order (a tree left out breaks scikit-learn's sum)
+        self.predicts = self.rest is None and baseline.size == 1
+        self._build_cells(celled, width, table_depth)
+        self.owner = np.arange(width, dtype=np.intp) if owner is None else np.asarray(owner, dtype=np.intp)
+        self.outputs = int(self.owner.max(initial=-1)) + 1 if outputs is None else int(outputs)
+        if self.owner.shape != (width,) or (self.owner < 0).any() or (self.owner >= self.outputs).any():
+            raise ValueError(
+                f"owner must map each of the {width} model columns to one of {self.outputs} outputs"
+            )
+        # bincount indexes of a full pass (record r, slot -> r * outputs + output): per column, per owner
+        self._sum_columns = self._sum_index(ROWS_PER_PASS, np.arange(width), width)
+        self._sum_owner = self._sum_index(ROWS_PER_PASS, self.owner, self.outputs)
 
     def _build_cells(
-        self,
-        celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]],
-        width: int,
-        table_depth: int,
-        total: int,
+        self, celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]], width: int, table_depth: int
     ) -> None:
+        from scipy import sparse
+
         used = sorted({int(f) for _, features, _, _ in celled for f in features})
         self.used = np.asarray(used, dtype=np.intp)  # model columns any tabled tree splits on
         row_of = {f: i for i, f in enumerate(used)}
@@ -489,54 +518,72 @@ class TreeContributions:
                 edges[f].append(c)
         # per used column: every tabled tree's thresholds on it; a value's global bin is how many lie below it
         self.edges = [np.unique(np.concatenate(edges[f])) for f in used]
-        table = np.empty(total, dtype=np.float64)
-        lut: list[np.ndarray] = []
-        lut_start, pair_row, pair_tree, pair_local, pair_column = [], [], [], [], []
-        tree_start, tree_width, tree_offset = [], [], []
-        at = offset = 0
-        for t, (tree, features, cuts, cells) in enumerate(celled):
-            radix = np.array([c.size + 1 for c in cuts], dtype=np.int64)
-            stride = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)
-            # one representative record per cell: a cut itself lies in the interval it closes, +inf in the last
-            cell = np.arange(cells, dtype=np.int64)
-            representative = np.zeros((cells, width), dtype=np.float64)
-            for j, f in enumerate(features.tolist()):
-                interval = (cell // stride[j]) % radix[j]
-                representative[:, f] = np.append(cuts[j], np.inf)[interval]
-            values = _PathLeaves([tree], width, table_depth).column_contributions(representative)
-            table[offset : offset + cells * features.size] = values[:, features].ravel()
-            tree_start.append(len(pair_row))
-            tree_width.append(features.size)
-            tree_offset.append(offset)
-            offset += cells * features.size
-            for j, f in enumerate(features.tolist()):
-                row = row_of[f]
-                # global bin b (edges[row][b-1] < x <= edges[row][b]) -> this tree's interval, times its stride
-                below = np.concatenate([[0], np.searchsorted(cuts[j], self.edges[row], side="right")])
-                lut.append((below * stride[j]).astype(np.int32))
-                lut_start.append(at)
-                at += below.size
-                pair_row.append(row)
-                pair_tree.append(t)
-                pair_local.append(j)
-                pair_column.append(f)
-        self.table = table
-        # int32 indexes (every table < MAX_TREE_TABLE entries): half the memory traffic of int64
-        self.lut = np.concatenate(lut) if lut else np.zeros(0, dtype=np.int32)
-        self.lut_start = np.asarray(lut_start, dtype=np.int32)[:, None]
-        self.pair_row = np.asarray(pair_row, dtype=np.intp)
-        self.tree_start = np.asarray(tree_start, dtype=np.intp)
-        self.tree_width = np.asarray(tree_width, dtype=np.int32)[:, None]
-        self.tree_offset = np.asarray(tree_offset, dtype=np.int32)[:, None]
-        # look-ups in column order, so per-column sums are one reduceat over contiguous rows
-        by_column = np.argsort(np.asarray(pair_column, dtype=np.intp), kind="stable")
-        self.gather_tree = np.asarray(pair_tree, dtype=np.intp)[by_column]
-        self.gather_local = np.asarray(pair_local, dtype=np.int32)[by_column][:, None]
-        columns = np.asarray(pair_column, dtype=np.intp)[by_column]
-        self.column_start = (
-            np.nonzero(np.r_[True, columns[1:] != columns[:-1]])[0] if columns.size else columns
+        # Trees by number of features (a group shares one table of fixed-size rows), in tree order
+        # within a group; ``order`` is that layout, ``position`` a tree's place in it.
+        sizes = np.array([features.size for _, features, _, _ in celled], dtype=np.intp)
+        order = np.lexsort((np.arange(len(celled)), sizes))
+        self.position = np.empty(len(celled), dtype=np.intp)
+        self.position[order] = np.arange(len(celled))
+        leaf_parts: list[np.ndarray] = []
+        # per group: (features per tree, first and last tree in layout order, rows, each tree's columns)
+        self.groups: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
+        luts: dict[int, list[tuple[int, np.ndarray]]] = {row: [] for row in range(len(used))}
+        first_cell = np.zeros(len(celled), dtype=np.intp)  # each tree's first row in its group's table
+        global_first = np.zeros(len(celled), dtype=np.intp)  # ... in the leaf table
+        cells_so_far = 0
+        for size in np.unique(sizes).tolist():
+            members = order[sizes[order] == size]
+            rows_so_far = 0
+            blocks, columns = [], []
+            for t in members.tolist():
+                tree, features, cuts, cells = celled[t]
+                radix = np.array([c.size + 1 for c in cuts], dtype=np.int64)
+                stride = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)
+                # one representative record per cell: a cut itself lies in the interval it closes, +inf in the last
+                cell = np.arange(cells, dtype=np.int64)
+                representative = np.zeros((cells, width), dtype=np.float64)
+                for j, f in enumerate(features.tolist()):
+                    interval = (cell // stride[j]) % radix[j]
+                    representative[:, f] = np.append(cuts[j], np.inf)[interval]
+                leaf_parts.append(_leaf_values(tree, representative))
+                if size:
+                    values = _PathLeaves([tree], width, table_depth).column_contributions(representative)
+                    blocks.append(values[:, features])
+                    columns.append(features)
+                first_cell[t], global_first[t] = rows_so_far, cells_so_far
+                rows_so_far += cells
+                cells_so_far += cells
+                for j, f in enumerate(features.tolist()):
+                    row = row_of[f]
+                    # global bin b (edges[row][b-1] < x <= edges[row][b]) -> this tree's interval, times its stride
+                    below = np.concatenate([[0], np.searchsorted(cuts[j], self.edges[row], side="right")])
+                    luts[row].append((t, (below * stride[j]).astype(np.int32)))
+            if size:
+                table = np.ascontiguousarray(np.concatenate(blocks), dtype=np.float64)
+                rows = table.view(np.dtype((np.void, 8 * size))).reshape(-1)  # a row is one item
+                first, last = int(self.position[members[0]]), int(self.position[members[-1]]) + 1
+                self.groups.append((size, first, last, rows, np.stack(columns)))
+        self.leaf = np.concatenate(leaf_parts) if leaf_parts else np.zeros(0)  # in layout order
+        self.leaf_first = (global_first - first_cell)[order][:, None]  # cell in group table -> leaf table
+        # per used column, its pairs' look-up tables (pairs x bins) and the trees they add to (layout rows)
+        self.luts = [np.stack([lut for _, lut in luts[row]]) for row in range(len(used))]
+        pair_tree = [self.position[t] for row in range(len(used)) for t, _ in luts[row]]
+        pairs = len(pair_tree)
+        self.pair_bounds = np.cumsum([0] + [lut.shape[0] for lut in self.luts]).tolist()
+        self.to_trees = sparse.csr_matrix(
+            (np.ones(pairs, dtype=np.int32), (np.asarray(pair_tree, dtype=np.intp), np.arange(pairs))),
+            shape=(len(celled), pairs),
         )
-        self.column_of = columns[self.column_start] if columns.size else columns
+        self.first_cell = first_cell[order].astype(np.int32)[:, None]
+        self.pairs = pairs
+
+    def _sum_index(self, rows: int, owner: np.ndarray, outputs: int) -> list[np.ndarray]:
+        """Per group, where ``bincount`` adds each value of its trees' rows for ``rows`` records (record,
+        tree, feature order): ``record * outputs + owner[column]``; the first ``m`` records' part is a prefix."""
+        return [
+            (np.arange(rows)[:, None, None] * outputs + owner[columns][None, :, :]).ravel()
+            for _, _, _, _, columns in self.groups
+        ]
 
     @property
     def leaves(self) -> _PathLeaves:
@@ -550,38 +597,125 @@ class TreeContributions:
         """The leaves deeper than ``table_depth``, solved per batch when explained leaf by leaf."""
         return self.leaves.deep
 
-    def _cells(self, matrix: np.ndarray) -> np.ndarray:
-        """Contributions of the tabled trees ``(n, width)`` for records without a missing value."""
-        n = matrix.shape[0]
-        out = np.zeros((n, self.width), dtype=np.float64)
-        if self.tree_start.size == 0 or n == 0:
-            return out
-        bins = np.empty((self.used.size, n), dtype=np.int32)
-        for row, (column, edges) in enumerate(zip(self.used.tolist(), self.edges, strict=True)):
-            bins[row] = np.searchsorted(edges, matrix[:, column], side="left")
-        parts = self.lut[self.lut_start + bins[self.pair_row]]  # (pairs, n): interval x stride
-        cell = np.add.reduceat(parts, self.tree_start, axis=0)  # (trees, n)
-        first = self.tree_offset + cell * self.tree_width  # each tree's row of the table
-        values = self.table[first[self.gather_tree] + self.gather_local]  # (pairs by column, n)
-        out[:, self.column_of] = np.add.reduceat(values, self.column_start, axis=0).T
-        return out
-
-    def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
+    def cells(self, matrix: np.ndarray) -> np.ndarray:
+        """Each tabled tree's row in its group's table ``(trees in layout order, n)`` for records without
+        a missing value."""
         matrix = np.asarray(matrix, dtype=np.float64)
         n = matrix.shape[0]
-        if n > ROWS_PER_PASS:  # (pairs x rows) intermediates stay small enough for the caches
-            return np.vstack(
-                [self.column_contributions(matrix[i : i + ROWS_PER_PASS]) for i in range(0, n, ROWS_PER_PASS)]
-            )
-        missing = np.isnan(matrix).any(axis=1)
-        if missing.all():
-            return self.leaves.column_contributions(matrix)
-        out = self._cells(matrix)
-        if self.rest is not None:
-            out += self.rest.column_contributions(matrix)
-        if missing.any():
-            out[missing] = self.leaves.column_contributions(matrix[missing])
+        out = np.empty((self.first_cell.shape[0], n), dtype=np.intp)
+        bins = np.empty((self.used.size, n), dtype=np.intp)
+        for row, (column, edges) in enumerate(zip(self.used.tolist(), self.edges, strict=True)):
+            bins[row] = np.searchsorted(edges, matrix[:, column], side="left")
+        parts = np.empty((self.pairs, min(n, ROWS_PER_PASS)), dtype=np.int32)
+        bounds = self.pair_bounds
+        for i in range(0, n, ROWS_PER_PASS):  # (pairs x rows) intermediates stay small enough for the caches
+            m = min(ROWS_PER_PASS, n - i)
+            block = parts[:, :m] if m == parts.shape[1] else np.empty((self.pairs, m), dtype=np.int32)
+            for row, lut in enumerate(self.luts):  # each pair's interval x stride, column by column
+                pairs = block[bounds[row] : bounds[row + 1]]
+                np.take(lut, bins[row, i : i + m], axis=1, out=pairs, mode="clip")
+            out[:, i : i + m] = self.to_trees @ block + self.first_cell
         return out
+
+    def margins(self, matrix: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(log-odds, cells)`` from the tables: bit for bit the estimator's ``decision_function`` (its
+        baseline plus each tree's leaf value, added tree after tree as scikit-learn adds them). ``(None,
+        None)`` when some tree is not tabled or a record has a missing value (use ``decision_function``)."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if not self.predicts or np.isnan(matrix).any():
+            return None, None
+        cells = self.cells(matrix)
+        return self.margins_of(cells), cells
+
+    def margins_of(self, cells: np.ndarray) -> np.ndarray:
+        """The log-odds of records whose ``cells`` are given (``margins``)."""
+        if not self.predicts:
+            raise ExplanationUnavailable("some trees have no table: use the estimator's decision_function")
+        n = cells.shape[1]
+        out = np.empty(n, dtype=np.float64)
+        for i in range(0, n, ROWS_PER_PASS):  # (trees x rows) intermediates stay in the caches
+            m = min(ROWS_PER_PASS, n - i)
+            terms = np.empty((len(self.position) + 1, m), dtype=np.float64)
+            terms[0] = self.baseline
+            leaf = np.take(self.leaf, cells[:, i : i + m] + self.leaf_first, mode="clip")  # layout order
+            np.take(leaf, self.position, axis=0, out=terms[1:], mode="clip")  # tree order
+            # accumulate is strictly sequential: ((baseline + tree 0) + tree 1) + ..., as scikit-learn's +=
+            out[i : i + m] = np.add.accumulate(terms, axis=0)[-1]
+        return out
+
+    def probe(self) -> np.ndarray:
+        """Records ``(m, width)`` that put every tabled threshold, and the doubles just below and above
+        it, in every split column (each column cycling through its own values, twice with different
+        alignments): where a leaf or an interval could be off by one, what ``margins`` is checked on."""
+        values = [np.concatenate([e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf)]) for e in self.edges]
+        size = max((v.size for v in values), default=1)
+        out = np.zeros((2 * size, self.width), dtype=np.float64)
+        for j, (column, options) in enumerate(zip(self.used.tolist(), values, strict=True)):
+            out[:size, column] = np.resize(options, size)
+            out[size:, column] = np.resize(np.roll(options, 7 * j + 1), size)
+        return out
+
+    def _tables(self, cells: np.ndarray, owner: np.ndarray | None) -> np.ndarray:
+        """Contributions of the tabled trees ``(n, outputs)`` from the records' ``cells``: per pass, every
+        tree's row per record copied whole into one buffer, summed per output by one ``bincount``."""
+        outputs = self.width if owner is None else self.outputs
+        indexes = self._sum_columns if owner is None else self._sum_owner
+        n = cells.shape[1]
+        out = np.zeros((n, outputs), dtype=np.float64)
+        for i in range(0, n, ROWS_PER_PASS):
+            m = min(ROWS_PER_PASS, n - i)
+            sums = out[i : i + m].reshape(-1)  # a view: C-contiguous rows
+            for (_, first, last, rows, _), index in zip(self.groups, indexes, strict=True):
+                values = np.take(rows, cells[first:last, i : i + m].T, mode="clip").view(np.float64)
+                sums += np.bincount(index[: values.size], weights=values.reshape(-1), minlength=sums.size)
+        return out
+
+    def column_contributions(self, matrix: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
+        """Contributions per model column ``(n, width)``; ``cells``: the records' cells when known
+        (``margins`` gives them)."""
+        return self._contributions(matrix, cells, None)
+
+    def contributions(self, matrix: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
+        """Contributions summed per output of ``owner`` ``(n, outputs)``."""
+        return self._contributions(matrix, cells, self.owner)
+
+    def _contributions(self, matrix: np.ndarray, cells: np.ndarray | None, owner: np.ndarray | None):
+        matrix = np.asarray(matrix, dtype=np.float64)
+        missing = np.isnan(matrix).any(axis=1)
+
+        def regroup(values: np.ndarray) -> np.ndarray:  # per model column -> per output
+            if owner is None:
+                return values
+            out = np.zeros((values.shape[0], self.outputs), dtype=np.float64)
+            np.add.at(out.T, owner, values.T)
+            return out
+
+        if missing.all():
+            return regroup(self.leaves.column_contributions(matrix))
+        if cells is None or missing.any():
+            cells = self.cells(np.where(missing[:, None], 0.0, matrix))  # records with a hole: replaced below
+        out = self._tables(cells, owner)
+        if self.rest is not None:
+            out += regroup(self.rest.column_contributions(matrix))
+        if missing.any():
+            out[missing] = regroup(self.leaves.column_contributions(matrix[missing]))
+        return out
+
+
+def _leaf_values(tree, records: np.ndarray) -> np.ndarray:
+    """The tree's leaf value for each record without a missing value (left when ``x <= threshold``)."""
+    nodes = tree.nodes
+    node = np.zeros(records.shape[0], dtype=np.intp)
+    index = np.arange(records.shape[0])
+    for _ in range(int(nodes["depth"].max()) + 1):
+        inner = nodes["is_leaf"][node] == 0
+        if not inner.any():
+            break
+        x = records[index, nodes["feature_idx"][node]]
+        left = x <= nodes["num_threshold"][node]
+        step = np.where(left, nodes["left"][node], nodes["right"][node]).astype(np.intp)
+        node = np.where(inner, step, node)
+    return nodes["value"][node].astype(np.float64)
 
 
 def _expected(tree) -> float:
@@ -666,7 +800,9 @@ class PipelineExplainer:
                 estimator, self.transformer, background
             )
         elif name == "HistGradientBoostingClassifier":
-            self.explainer = TreeContributions(estimator, self.transformer.width)
+            self.explainer = TreeContributions(
+                estimator, self.transformer.width, owner=self.transformer.owner, outputs=len(self.input_names)
+            )
         else:
             raise ExplanationUnavailable(f"no exact explainer for {name}")
 
@@ -678,19 +814,41 @@ class PipelineExplainer:
         """scikit-learn's model matrix of a model frame (``data.model_frame``)."""
         return np.asarray(self.pipeline[0].transform(frame), dtype=np.float64)
 
-    def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """Contributions per model column ``(n, width)`` of model matrices."""
+    def margins(self, matrix: np.ndarray) -> tuple[np.ndarray | None, Any]:
+        """``(log-odds, prepared)`` of model matrices when the explainer computes them exactly as the
+        estimator's ``decision_function`` does while preparing their explanation (tree tables:
+        ``TreeContributions.margins``); ``(None, None)`` otherwise. Pass ``prepared`` to ``explain``."""
+        if isinstance(self.explainer, TreeContributions):
+            return self.explainer.margins(matrix)
+        return None, None
+
+    def margin_probe(self) -> np.ndarray | None:
+        """Model matrices on which ``margins`` must reproduce ``decision_function`` before it is used
+        (``TreeContributions.probe``); ``None`` when the explainer gives no margins."""
+        if isinstance(self.explainer, TreeContributions) and self.explainer.predicts:
+            return self.explainer.probe()
+        return None
+
+    def column_contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
+        """Contributions per model column ``(n, width)`` of model matrices (``prepared``: see ``margins``)."""
+        if prepared is not None and isinstance(self.explainer, TreeContributions):
+            return self.explainer.column_contributions(matrix, prepared)
         return self.explainer.column_contributions(matrix)
 
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+    def contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
         """Contributions per input feature ``(n, len(input_names))`` of model matrices."""
-        return self.transformer.group(self.column_contributions(matrix))
+        if isinstance(self.explainer, TreeContributions):  # summed per input as they are gathered
+            return self.explainer.contributions(matrix, prepared)
+        return self.transformer.group(self.column_contributions(matrix, prepared))
 
-    def explain(self, matrix: np.ndarray, margins: np.ndarray | None = None) -> Explanation:
+    def explain(
+        self, matrix: np.ndarray, margins: np.ndarray | None = None, prepared: Any = None
+    ) -> Explanation:
+        """Contributions and log-odds of model matrices (``margins``/``prepared``: from ``margins``)."""
         matrix = np.asarray(matrix, dtype=np.float64)
         if margins is None:
             margins = np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
-        return Explanation(self.base_value, self.contributions(matrix), margins, self.input_names)
+        return Explanation(self.base_value, self.contributions(matrix, prepared), margins, self.input_names)
 
     def explain_frame(self, frame) -> Explanation:
         """Explain a model frame (``data.model_frame``) through scikit-learn's own transformer."""

@@ -9,7 +9,11 @@ re-implements, and that numpy version gives scikit-learn's matrix bit for bit on
 from the contract (checked at load), column-wise records skip pandas and the ``ColumnTransformer``
 (~10 ms of a single-record request); the estimator's own ``decision_function`` then gives the log-odds
 and ``expit`` of it the probability, exactly as its ``predict_proba`` computes it. Otherwise the
-pipeline is called as above. ``Scorer.fast`` says which.
+pipeline is called as above. ``Scorer.fast`` says which. For a gradient-boosting model the explainer's
+per-tree tables give the log-odds instead (``TreeContributions.margins``: each tree's leaf value per
+cell, added in scikit-learn's order), once they reproduce ``decision_function`` bit for bit on the probe
+records and on records at and either side of every threshold (checked at load, ``Scorer.table_margins``);
+the explanation then reuses that pass. Reasons on or off, the prediction takes the same path.
 
 Explanations (``Scorer.explain``): exact contributions per input in log-odds and the top-k reasons
 per record (``explain.reasons``). A model that cannot be explained exactly, or a record whose
@@ -85,6 +89,9 @@ class Scorer:
     # scikit-learn's matrix is column-major for some transformers (one numeric block): the estimator's
     # BLAS product then sums in another order, so the fast path hands it the same layout (same bits)
     _fortran: bool = field(default=False, init=False, repr=False)
+    # the explainer's tables give the estimator's log-odds bit for bit (checked at load): one pass over the
+    # trees serves both the prediction and its explanation, with reasons on or off alike
+    table_margins: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.threshold = float(self.threshold)
@@ -120,8 +127,29 @@ class Scorer:
         if same and hasattr(self.pipeline[-1], "decision_function"):
             self.fast = fast
             self._fortran = bool(expected.flags.f_contiguous and not expected.flags.c_contiguous)
+            self.table_margins = self._verify_margins(expected)
         else:
             log.warning("the numpy transformer differs from scikit-learn's on probe records; not used")
+
+    def _verify_margins(self, probe: np.ndarray) -> bool:
+        """Whether the explainer's log-odds (``PipelineExplainer.margins``) equal the estimator's
+        ``decision_function`` bit for bit on the probe records and on records at, just below and just
+        above every threshold of the model (``PipelineExplainer.margin_probe``)."""
+        thresholds = self.explainer.margin_probe()
+        if thresholds is None:
+            return False
+        estimator = self.pipeline[-1]
+        try:
+            for matrix in (probe[~np.isnan(probe).any(axis=1)], thresholds):
+                margins, _ = self.explainer.margins(matrix)
+                expected = np.asarray(estimator.decision_function(matrix), dtype=np.float64).ravel()
+                if margins is None or not np.array_equal(margins, expected):
+                    log.warning("the explainer's tables differ from the model's log-odds; not used for them")
+                    return False
+        except Exception as error:  # pragma: no cover - a model shape the tables cannot take
+            log.warning("log-odds from the explainer's tables not verified: %s", error)
+            return False
+        return True
 
     @property
     def input_names(self) -> list[str]:
@@ -166,7 +194,8 @@ class Scorer:
         return np.asarray(self.pipeline[0].transform(self.frame(columns)), dtype=np.float64)
 
     def margins_and_probabilities(self, columns: Mapping[str, Sequence[Any]]) -> tuple[Any, np.ndarray]:
-        """``((model matrix, log-odds) or None, probabilities)``: the pair only on the fast path."""
+        """``((model matrix, log-odds, prepared) or None, probabilities)``: the triple only on the fast
+        path; ``prepared`` is the explainer's own pass over the model (``table_margins``) or ``None``."""
         if self.fast is None:
             return None, np.asarray(self.predict_frame(self.frame(columns)), dtype=np.float64)
         from scipy.special import expit
@@ -174,8 +203,12 @@ class Scorer:
         matrix = self.fast.transform(columns)
         if self._fortran:
             matrix = np.asfortranarray(matrix)
-        margins = np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
-        return (matrix, margins), expit(margins)
+        margins = prepared = None
+        if self.table_margins:  # None for a record with a missing value: then the estimator's own
+            margins, prepared = self.explainer.margins(matrix)
+        if margins is None:
+            margins = np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
+        return (matrix, margins, prepared), expit(margins)
 
     def column_probabilities(self, columns: Mapping[str, Sequence[Any]]):
         return self.margins_and_probabilities(columns)[1]
@@ -198,7 +231,7 @@ class Scorer:
         columns: Mapping[str, Sequence[Any]],
         decisions: Sequence[str],
         top_k: int,
-        model: tuple[np.ndarray, np.ndarray] | None = None,
+        model: tuple[np.ndarray, np.ndarray, Any] | None = None,
         as_json: bool = False,
     ) -> tuple[list[Any], list[str | None]]:
         """Each record's reasons (dicts, or JSON text with ``as_json``) and, where it has none, why.
@@ -213,8 +246,10 @@ class Scorer:
         if self.explainer is None:
             return [none() for _ in range(size)], [f"no explanation: {self.unexplainable}"] * size
         try:
-            matrix, margins = model if model is not None else (self.model_matrix(columns), None)
-            explanation = self.explainer.explain(matrix, margins)
+            if model is None:
+                model = (self.model_matrix(columns), None, None)
+            matrix, margins, prepared = model
+            explanation = self.explainer.explain(matrix, margins, prepared)
             residual = np.abs(explanation.residuals())
             ok = np.isfinite(explanation.contributions).all(axis=1) & (
                 residual <= ADDITIVITY_TOLERANCE * np.maximum(1.0, np.abs(explanation.margins))
