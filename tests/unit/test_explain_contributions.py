@@ -445,9 +445,37 @@ def test_tree_tables_work_in_passes(settings, features, sample_frame, monkeypatc
     margins, cells = explainer.margins(matrix)
     assert np.array_equal(margins, pipeline[-1].decision_function(matrix))
     np.testing.assert_allclose(explainer.contributions(matrix, cells), expected, rtol=0, atol=1e-12)
+    # and tables of model columns (no owner given) too, against the leaf-by-leaf values
+    columns = module.TreeContributions(pipeline[-1], reference.transformer.width)
+    assert columns.per_column and columns.rest is None
     np.testing.assert_allclose(
-        explainer.column_contributions(matrix), reference.column_contributions(matrix), atol=1e-12
+        columns.column_contributions(matrix), columns.leaves.column_contributions(matrix), rtol=0, atol=1e-12
     )
+
+
+def test_tables_per_input_sum_the_model_columns_of_each_input(settings, features, sample_frame):
+    from german_credit_scoring.explain.contributions import TreeContributions
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=25)
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    transformer = explainer.transformer
+    matrix = explainer.transformer_matrix(frame.head(60))
+    # given the same trees tabled per model column and per input feature
+    per_column = TreeContributions(pipeline[-1], transformer.width)
+    per_input = TreeContributions(
+        pipeline[-1], transformer.width, owner=transformer.owner, outputs=len(transformer.input_names)
+    )
+    assert per_column.per_column and per_input.per_column == (
+        transformer.width == len(transformer.input_names)
+    )
+    # then the per-input tables are the per-column values summed per input
+    np.testing.assert_allclose(
+        per_input.contributions(matrix),
+        transformer.group(per_column.column_contributions(matrix)),
+        atol=1e-12,
+    )
+    with pytest.raises(ValueError, match="owner must map"):
+        TreeContributions(pipeline[-1], transformer.width, owner=transformer.owner[:-1])
 
 
 def test_scorer_predicts_trees_from_their_tables_only_when_verified(

@@ -31,7 +31,8 @@ work). The same cells give each tree's leaf, so the tables also give the model's
 missing value, are explained leaf by leaf (``TreeContributions``), and predicted by scikit-learn.
 
 Contributions of model columns are summed per **input feature** (all one-hot columns of a category
-belong to their feature), which keeps the sum exact.
+belong to their feature), which keeps the sum exact. The tree tables hold those sums already (one value
+per input a tree splits on, summed once when the explainer is built).
 
 ``FastTransformer`` re-implements the fitted ``ColumnTransformer`` in numpy for column-wise input
 (the service's hot path; the scikit-learn transformer costs ~10 ms per call on pandas frames). It is
@@ -493,16 +494,17 @@ class TreeContributions:
         self.cell_trees = sum(1 for _, features, _, _ in celled if features.size)
         # margins from the tables need every tree, in order (a tree left out breaks scikit-learn's sum)
         self.predicts = self.rest is None and baseline.size == 1
-        self._build_cells(celled, width, table_depth)
         self.owner = np.arange(width, dtype=np.intp) if owner is None else np.asarray(owner, dtype=np.intp)
         self.outputs = int(self.owner.max(initial=-1)) + 1 if outputs is None else int(outputs)
         if self.owner.shape != (width,) or (self.owner < 0).any() or (self.owner >= self.outputs).any():
             raise ValueError(
                 f"owner must map each of the {width} model columns to one of {self.outputs} outputs"
             )
-        # bincount indexes of a full pass (record r, slot -> r * outputs + output): per column, per owner
-        self._sum_columns = self._sum_index(ROWS_PER_PASS, np.arange(width), width)
-        self._sum_owner = self._sum_index(ROWS_PER_PASS, self.owner, self.outputs)
+        # the tables hold one value per output (model columns of one input summed once, at build)
+        self.per_column = bool(np.array_equal(self.owner, np.arange(width)))
+        self._build_cells(celled, width, table_depth)
+        # bincount indexes of a full pass (record r, value -> r * outputs + its output)
+        self._sums = self._sum_index(ROWS_PER_PASS)
 
     def _build_cells(
         self, celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]], width: int, table_depth: int
@@ -518,14 +520,15 @@ class TreeContributions:
                 edges[f].append(c)
         # per used column: every tabled tree's thresholds on it; a value's global bin is how many lie below it
         self.edges = [np.unique(np.concatenate(edges[f])) for f in used]
-        # Trees by number of features (a group shares one table of fixed-size rows), in tree order
+        # Trees by number of outputs (a group shares one table of fixed-size rows), in tree order
         # within a group; ``order`` is that layout, ``position`` a tree's place in it.
-        sizes = np.array([features.size for _, features, _, _ in celled], dtype=np.intp)
+        outputs_of = [np.unique(self.owner[features]) for _, features, _, _ in celled]
+        sizes = np.array([outs.size for outs in outputs_of], dtype=np.intp)
         order = np.lexsort((np.arange(len(celled)), sizes))
         self.position = np.empty(len(celled), dtype=np.intp)
         self.position[order] = np.arange(len(celled))
         leaf_parts: list[np.ndarray] = []
-        # per group: (features per tree, first and last tree in layout order, rows, each tree's columns)
+        # per group: (outputs per tree, first and last tree in layout order, rows, each tree's outputs)
         self.groups: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
         luts: dict[int, list[tuple[int, np.ndarray]]] = {row: [] for row in range(len(used))}
         first_cell = np.zeros(len(celled), dtype=np.intp)  # each tree's first row in its group's table
@@ -548,8 +551,13 @@ class TreeContributions:
                 leaf_parts.append(_leaf_values(tree, representative))
                 if size:
                     values = _PathLeaves([tree], width, table_depth).column_contributions(representative)
-                    blocks.append(values[:, features])
-                    columns.append(features)
+                    block = np.zeros((cells, size), dtype=np.float64)
+                    for f, at in zip(
+                        features, np.searchsorted(outputs_of[t], self.owner[features]), strict=True
+                    ):
+                        block[:, at] += values[:, f]  # columns in order, per output
+                    blocks.append(block)
+                    columns.append(outputs_of[t])
                 first_cell[t], global_first[t] = rows_so_far, cells_so_far
                 rows_so_far += cells
                 cells_so_far += cells
@@ -577,12 +585,12 @@ class TreeContributions:
         self.first_cell = first_cell[order].astype(np.int32)[:, None]
         self.pairs = pairs
 
-    def _sum_index(self, rows: int, owner: np.ndarray, outputs: int) -> list[np.ndarray]:
+    def _sum_index(self, rows: int) -> list[np.ndarray]:
         """Per group, where ``bincount`` adds each value of its trees' rows for ``rows`` records (record,
-        tree, feature order): ``record * outputs + owner[column]``; the first ``m`` records' part is a prefix."""
+        tree, output order): ``record * outputs + output``; the first ``m`` records' part is a prefix."""
         return [
-            (np.arange(rows)[:, None, None] * outputs + owner[columns][None, :, :]).ravel()
-            for _, _, _, _, columns in self.groups
+            (np.arange(rows)[:, None, None] * self.outputs + outputs[None, :, :]).ravel()
+            for _, _, _, _, outputs in self.groups
         ]
 
     @property
@@ -655,37 +663,34 @@ class TreeContributions:
             out[size:, column] = np.resize(np.roll(options, 7 * j + 1), size)
         return out
 
-    def _tables(self, cells: np.ndarray, owner: np.ndarray | None) -> np.ndarray:
-        """Contributions of the tabled trees ``(n, outputs)`` from the records' ``cells``: per pass, every
-        tree's row per record copied whole into one buffer, summed per output by one ``bincount``."""
-        outputs = self.width if owner is None else self.outputs
-        indexes = self._sum_columns if owner is None else self._sum_owner
+    def _tables(self, cells: np.ndarray) -> np.ndarray:
+        """Contributions of the tabled trees ``(n, outputs)`` from the records' ``cells``: per pass and
+        group, every tree's row per record copied whole, summed per output by one ``bincount``."""
         n = cells.shape[1]
-        out = np.zeros((n, outputs), dtype=np.float64)
+        out = np.zeros((n, self.outputs), dtype=np.float64)
         for i in range(0, n, ROWS_PER_PASS):
             m = min(ROWS_PER_PASS, n - i)
             sums = out[i : i + m].reshape(-1)  # a view: C-contiguous rows
-            for (_, first, last, rows, _), index in zip(self.groups, indexes, strict=True):
+            for (_, first, last, rows, _), index in zip(self.groups, self._sums, strict=True):
                 values = np.take(rows, cells[first:last, i : i + m].T, mode="clip").view(np.float64)
                 sums += np.bincount(index[: values.size], weights=values.reshape(-1), minlength=sums.size)
         return out
 
     def column_contributions(self, matrix: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
-        """Contributions per model column ``(n, width)``; ``cells``: the records' cells when known
-        (``margins`` gives them)."""
-        return self._contributions(matrix, cells, None)
+        """Contributions per model column ``(n, width)``: from the tables when they hold model columns
+        (no ``owner``), else leaf by leaf (exact, slower: the tables hold sums per output)."""
+        if self.per_column:
+            return self.contributions(matrix, cells)
+        return self.leaves.column_contributions(np.asarray(matrix, dtype=np.float64))
 
     def contributions(self, matrix: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
-        """Contributions summed per output of ``owner`` ``(n, outputs)``."""
-        return self._contributions(matrix, cells, self.owner)
-
-    def _contributions(self, matrix: np.ndarray, cells: np.ndarray | None, owner: np.ndarray | None):
+        """Contributions summed per output of ``owner`` ``(n, outputs)``; ``cells``: the records' cells
+        when known (``margins`` gives them)."""
         matrix = np.asarray(matrix, dtype=np.float64)
         missing = np.isnan(matrix).any(axis=1)
+        owner = self.owner
 
         def regroup(values: np.ndarray) -> np.ndarray:  # per model column -> per output
-            if owner is None:
-                return values
             out = np.zeros((values.shape[0], self.outputs), dtype=np.float64)
             np.add.at(out.T, owner, values.T)
             return out
@@ -694,7 +699,7 @@ class TreeContributions:
             return regroup(self.leaves.column_contributions(matrix))
         if cells is None or missing.any():
             cells = self.cells(np.where(missing[:, None], 0.0, matrix))  # records with a hole: replaced below
-        out = self._tables(cells, owner)
+        out = self._tables(cells)
         if self.rest is not None:
             out += regroup(self.rest.column_contributions(matrix))
         if missing.any():
