@@ -108,14 +108,16 @@ def clone_reproduced(reproduced):
     return clone
 
 
-def _order(item) -> int:
+def _order(item) -> float:
     """Longest work first; the act pull-request run first of all (it builds `reproduced`, so the other
     worker starts on work that needs no pipeline run instead of waiting for it)."""
     path = item.path.as_posix()
     if "/tests/act/test_workflows_act.py" in path:
         return 0
+    if "/tests/template/test_generated_projects.py" in path:
+        return 1  # generated projects' pipelines and test suites (the full suites first: their own order)
     if "/tests/template/" in path:
-        return 1  # the template's own suite: generated projects' pipelines and test suites
+        return 1.5  # the template's bakes: seconds each
     if "/tests/e2e/" in path or "/tests/act/" in path:
         return 3 if {"reproduced", "clone_reproduced"} & set(item.fixturenames) else 2
     return 4

@@ -49,7 +49,7 @@ _full = os.environ.get("TEMPLATE_FULL_SUITES", "unfair")
 FULL_SUITE = (
     set(DATA_SETS) | {"sample"} if _full == "all" else {k.strip() for k in _full.split(",") if k.strip()}
 )
-# unit tests that read the project's own data, settings and contract (80-95 s a data set, measured)
+# unit tests that read the project's own data, settings and contract (about 100 s of CPU a data set, measured)
 SUBSET = [
     "tests/unit/test_contract.py",
     "tests/unit/test_ingest.py",
@@ -124,7 +124,11 @@ def _report_timings():
         print(f"{name}: " + ", ".join(f"{k} {v}s" for k, v in figures.items()))
 
 
-@pytest.mark.parametrize("key", ["sample", *DATA_SETS])
+# the full suites first: they are the longest items, and xdist hands work out in this order
+KEYS = sorted(["sample", *DATA_SETS], key=lambda key: key not in FULL_SUITE)
+
+
+@pytest.mark.parametrize("key", KEYS)
 def test_both_readme_commands_pass_on_the_data(key, template_repo, tmp_path):
     # given a project generated for the data set
     started = time.perf_counter()
@@ -167,9 +171,10 @@ def test_both_readme_commands_pass_on_the_data(key, template_repo, tmp_path):
     # The full command is the README's, act tests included: they run the project's workflows under its own
     # name, owners and data (`TEMPLATE_FULL_ACT=0` leaves them out, for a quicker local run).
     full = ["-m", "not act"] if os.environ.get("TEMPLATE_FULL_ACT") == "0" else []
-    tests = bootstrap(
-        project, env, "test", *(full if key in FULL_SUITE else [*subset, "-p", "no:cacheprovider"])
-    )
+    # (the subset in one process: a few minutes of unit tests gain nothing from workers of their own
+    # while the other data sets' projects keep the cores busy, and each worker costs its imports again)
+    subset_args = [*subset, "-n0", "-p", "no:cacheprovider"]
+    tests = bootstrap(project, env, "test", *(full if key in FULL_SUITE else subset_args))
     # then they pass on this data, whatever the gate decided
     assert tests.returncode == 0, tests.stdout[-6000:] + tests.stderr[-2000:]
     assert " passed" in tests.stdout and " failed" not in tests.stdout
