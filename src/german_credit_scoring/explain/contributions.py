@@ -463,6 +463,9 @@ class TreeContributions:
         trees = [predictor for (predictor,) in predictors]
         if any(tree.nodes["is_categorical"].any() for tree in trees):
             raise ExplanationUnavailable("native categorical splits are not supported")
+        # scikit-learn's own prediction of one tree (``TreePredictor.predict``, one thread), for each cell's
+        # leaf value: the bin mapper's known categories as ``_predict_iterations`` passes them
+        self._known_categories = estimator._bin_mapper.make_known_categories_bitsets()
         self.width = width
         self.table_depth = table_depth
         self._trees = trees
@@ -548,7 +551,7 @@ class TreeContributions:
                 for j, f in enumerate(features.tolist()):
                     interval = (cell // stride[j]) % radix[j]
                     representative[:, f] = np.append(cuts[j], np.inf)[interval]
-                leaf_parts.append(_leaf_values(tree, representative))
+                leaf_parts.append(self._leaf_values(tree, representative))
                 if size:
                     values = _PathLeaves([tree], width, table_depth).column_contributions(representative)
                     block = np.zeros((cells, size), dtype=np.float64)
@@ -584,6 +587,11 @@ class TreeContributions:
         )
         self.first_cell = first_cell[order].astype(np.int32)[:, None]
         self.pairs = pairs
+
+    def _leaf_values(self, tree, records: np.ndarray) -> np.ndarray:
+        """The tree's value for each record, by scikit-learn's own ``TreePredictor.predict`` (one thread)."""
+        known, feature_map = self._known_categories
+        return tree.predict(np.ascontiguousarray(records, dtype=np.float64), known, feature_map, 1)
 
     def _sum_index(self, rows: int) -> list[np.ndarray]:
         """Per group, where ``bincount`` adds each value of its trees' rows for ``rows`` records (record,
@@ -705,22 +713,6 @@ class TreeContributions:
         if missing.any():
             out[missing] = regroup(self.leaves.column_contributions(matrix[missing]))
         return out
-
-
-def _leaf_values(tree, records: np.ndarray) -> np.ndarray:
-    """The tree's leaf value for each record without a missing value (left when ``x <= threshold``)."""
-    nodes = tree.nodes
-    node = np.zeros(records.shape[0], dtype=np.intp)
-    index = np.arange(records.shape[0])
-    for _ in range(int(nodes["depth"].max()) + 1):
-        inner = nodes["is_leaf"][node] == 0
-        if not inner.any():
-            break
-        x = records[index, nodes["feature_idx"][node]]
-        left = x <= nodes["num_threshold"][node]
-        step = np.where(left, nodes["left"][node], nodes["right"][node]).astype(np.intp)
-        node = np.where(inner, step, node)
-    return nodes["value"][node].astype(np.float64)
 
 
 def _expected(tree) -> float:
