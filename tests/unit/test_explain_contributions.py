@@ -418,9 +418,14 @@ def test_tree_tables_give_the_models_log_odds_bit_for_bit(settings, features, sa
     assert np.isin(thresholds, probe).all()
     assert np.isin(np.nextafter(thresholds, np.inf), probe).all()
     assert np.isin(np.nextafter(thresholds, -np.inf), probe).all()
-    # then the tables' log-odds are scikit-learn's, bit for bit, in a batch, one record at a time and
-    # through probabilities
-    for records in (matrix, probe, matrix[:1], probe[-1:]):
+    # then the tables' log-odds are scikit-learn's, bit for bit, in a batch, one record at a time, in
+    # passes summed tree by tree and in short ones accumulated (SEQUENTIAL_MIN), and through probabilities
+    from german_credit_scoring.explain.contributions import ROWS_PER_PASS, SEQUENTIAL_MIN
+
+    long = np.vstack([matrix, probe, matrix])[: 4 * ROWS_PER_PASS + SEQUENTIAL_MIN + 1]
+    assert len(long) == 4 * ROWS_PER_PASS + SEQUENTIAL_MIN + 1
+    short = (matrix[: SEQUENTIAL_MIN - 1], probe[:SEQUENTIAL_MIN], long[: 4 * ROWS_PER_PASS + 1])
+    for records in (matrix, probe, matrix[:1], probe[-1:], long, *short):
         margins, cells = tree.margins(records)
         assert cells is not None and np.array_equal(margins, estimator.decision_function(records))
     from scipy.special import expit

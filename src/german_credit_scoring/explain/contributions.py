@@ -58,6 +58,8 @@ ROWS_PER_PASS = 256
 # A tree's cell table (Shapley values per combination of threshold intervals) may hold this many
 # entries; larger trees are explained leaf by leaf. All trees' tables share MAX_TREE_TABLE.
 CELL_TABLE_LIMIT = 1 << 18
+# Log-odds of at least this many records are summed with one ``+=`` per tree; fewer with one accumulate.
+SEQUENTIAL_MIN = 64
 
 
 class ExplanationUnavailable(Exception):
@@ -644,19 +646,29 @@ class TreeContributions:
         return self.margins_of(cells), cells
 
     def margins_of(self, cells: np.ndarray) -> np.ndarray:
-        """The log-odds of records whose ``cells`` are given (``margins``)."""
+        """The log-odds of records whose ``cells`` are given (``margins``): the baseline, then ``+=`` tree
+        after tree, as scikit-learn adds them. Strictly sequential either way: a ``+=`` per tree over a
+        pass of records (one row of leaf values per tree, no other intermediate), or, for fewer than
+        ``SEQUENTIAL_MIN`` records (where ~200 numpy calls would cost more than the sums), ``np.add.accumulate``
+        down a (baseline + trees, records) block."""
         if not self.predicts:
             raise ExplanationUnavailable("some trees have no table: use the estimator's decision_function")
         n = cells.shape[1]
-        out = np.empty(n, dtype=np.float64)
-        for i in range(0, n, ROWS_PER_PASS):  # (trees x rows) intermediates stay in the caches
-            m = min(ROWS_PER_PASS, n - i)
-            terms = np.empty((len(self.position) + 1, m), dtype=np.float64)
-            terms[0] = self.baseline
+        out = np.full(n, self.baseline, dtype=np.float64)
+        trees = self.position.tolist()  # each tree's row in layout order, in tree order
+        step = 4 * ROWS_PER_PASS
+        for i in range(0, n, step):  # (trees x rows) leaf values stay small enough for the caches
+            m = min(step, n - i)
             leaf = np.take(self.leaf, cells[:, i : i + m] + self.leaf_first, mode="clip")  # layout order
-            np.take(leaf, self.position, axis=0, out=terms[1:], mode="clip")  # tree order
-            # accumulate is strictly sequential: ((baseline + tree 0) + tree 1) + ..., as scikit-learn's +=
-            out[i : i + m] = np.add.accumulate(terms, axis=0)[-1]
+            if m >= SEQUENTIAL_MIN:
+                part = out[i : i + m]
+                for row in trees:
+                    part += leaf[row]
+            else:
+                terms = np.empty((len(trees) + 1, m), dtype=np.float64)
+                terms[0] = self.baseline
+                np.take(leaf, self.position, axis=0, out=terms[1:], mode="clip")  # tree order
+                out[i : i + m] = np.add.accumulate(terms, axis=0)[-1]
         return out
 
     def probe(self) -> np.ndarray:
