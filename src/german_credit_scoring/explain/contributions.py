@@ -249,9 +249,23 @@ class LinearContributions:
             )
         self.baseline = baseline
         self.base_value = self.intercept + float(self.coef @ baseline)
+        self.group = transformer.group
 
-    def column_contributions(self, matrix: np.ndarray) -> np.ndarray:
+    def margins(self, matrix: np.ndarray) -> tuple[None, None]:
+        """No log-odds of its own (``TreeContributions.margins``): the estimator's ``decision_function``."""
+        return None, None
+
+    def margin_probe(self) -> None:
+        """No log-odds of its own, so nothing to check them on (``TreeContributions.margin_probe``)."""
+        return None
+
+    def column_contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
+        """Contributions per model column ``(n, width)`` (``prepared``: unused, see ``margins``)."""
         return (np.asarray(matrix, dtype=np.float64) - self.baseline) * self.coef
+
+    def contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
+        """Contributions per input feature ``(n, inputs)``: the model columns summed per input."""
+        return self.group(self.column_contributions(matrix))
 
 
 def default_baseline(transformer: FastTransformer) -> np.ndarray:
@@ -671,6 +685,11 @@ class TreeContributions:
                 out[i : i + m] = np.add.accumulate(terms, axis=0)[-1]
         return out
 
+    def margin_probe(self) -> np.ndarray | None:
+        """Records on which ``margins`` must reproduce ``decision_function`` before it is used (``probe``);
+        ``None`` when the tables give no log-odds (``predicts``)."""
+        return self.probe() if self.predicts else None
+
     def probe(self) -> np.ndarray:
         """Records ``(m, width)`` that put every tabled threshold, and the doubles just below and above
         it, in every split column (each column cycling through its own values, twice with different
@@ -827,28 +846,21 @@ class PipelineExplainer:
         """``(log-odds, prepared)`` of model matrices when the explainer computes them exactly as the
         estimator's ``decision_function`` does while preparing their explanation (tree tables:
         ``TreeContributions.margins``); ``(None, None)`` otherwise. Pass ``prepared`` to ``explain``."""
-        if isinstance(self.explainer, TreeContributions):
-            return self.explainer.margins(matrix)
-        return None, None
+        return self.explainer.margins(matrix)
 
     def margin_probe(self) -> np.ndarray | None:
         """Model matrices on which ``margins`` must reproduce ``decision_function`` before it is used
         (``TreeContributions.probe``); ``None`` when the explainer gives no margins."""
-        if isinstance(self.explainer, TreeContributions) and self.explainer.predicts:
-            return self.explainer.probe()
-        return None
+        return self.explainer.margin_probe()
 
     def column_contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
         """Contributions per model column ``(n, width)`` of model matrices (``prepared``: see ``margins``)."""
-        if prepared is not None and isinstance(self.explainer, TreeContributions):
-            return self.explainer.column_contributions(matrix, prepared)
-        return self.explainer.column_contributions(matrix)
+        return self.explainer.column_contributions(matrix, prepared)
 
     def contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
-        """Contributions per input feature ``(n, len(input_names))`` of model matrices."""
-        if isinstance(self.explainer, TreeContributions):  # summed per input as they are gathered
-            return self.explainer.contributions(matrix, prepared)
-        return self.transformer.group(self.column_contributions(matrix, prepared))
+        """Contributions per input feature ``(n, len(input_names))`` of model matrices (trees sum them per
+        input as they gather them)."""
+        return self.explainer.contributions(matrix, prepared)
 
     def explain(
         self, matrix: np.ndarray, margins: np.ndarray | None = None, prepared: Any = None
