@@ -526,3 +526,78 @@ def test_scorer_predicts_trees_from_their_tables_only_when_verified(
     assert partial.explainer.explainer.rest is not None and not partial.table_margins
     scores = partial.score_columns(columns, top_k=3)
     assert np.array_equal(scores.probabilities, expected) and scores.unexplained == [None] * len(frame)
+
+
+def test_one_hot_inputs_are_cell_states(settings, features, sample_frame):
+    import shap
+
+    from german_credit_scoring.explain.contributions import TreeContributions
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=40)
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    transformer, tree = explainer.transformer, explainer.explainer
+    if not any(np.sum(transformer.owner == i) > 1 for i in transformer.one_hot):
+        pytest.skip("no one-hot input with several categories")
+    # given tables where a one-hot input's k split columns are k + 1 states (one category or none)
+    stated = np.unique(tree.states[tree.states >= 0])
+    assert stated.size and set(stated.tolist()) <= set(transformer.one_hot)
+    intervals = TreeContributions(
+        pipeline[-1], transformer.width, owner=transformer.owner, outputs=len(transformer.input_names)
+    )
+    assert (intervals.states < 0).all() and tree.leaf.size < intervals.leaf.size  # fewer cells
+    matrix = explainer.transformer_matrix(frame)
+    expected = transformer.group(np.asarray(shap.TreeExplainer(pipeline[-1]).shap_values(matrix)))
+    # then contributions and log-odds are the interval tables' and shap's
+    margins, cells = tree.margins(matrix)
+    assert np.array_equal(margins, pipeline[-1].decision_function(matrix))
+    np.testing.assert_allclose(tree.contributions(matrix, cells), intervals.contributions(matrix), atol=1e-12)
+    np.testing.assert_allclose(tree.contributions(matrix, cells), expected, rtol=0, atol=1e-6)
+    # and the threshold probe keeps one category per input, so it is checked through the tables
+    probe = tree.probe()
+    assert not tree.several(tree._bins(probe)).any()
+    assert np.array_equal(tree.margins(probe)[0], pipeline[-1].decision_function(probe))
+
+    # given records no encoder makes (two categories of one input at once) among ordinary ones
+    split = [c for c in np.nonzero(tree.states == stated[0])[0] if c in tree.used]
+    if len(split) < 2:
+        return  # the trees split on one category of it only: nothing to combine
+    odd = matrix[:30].copy()
+    odd[::2, split[:2]] = 1.0  # every other record: two categories of one input at once
+    assert tree.several(tree._bins(odd)).any() and not tree.several(tree._bins(odd[1::2])).any()
+    # then they have no cell: scikit-learn predicts them, and they are explained leaf by leaf, exactly
+    assert tree.margins(odd) == (None, None)
+    oracle = transformer.group(np.asarray(shap.TreeExplainer(pipeline[-1]).shap_values(odd)))
+    np.testing.assert_allclose(tree.contributions(odd), oracle, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(explainer.contributions(odd), oracle, rtol=0, atol=1e-6)
+
+
+def test_only_inputs_split_at_one_threshold_per_column_become_states(settings, features, sample_frame):
+    from german_credit_scoring.explain.contributions import TreeContributions
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=25)
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    transformer = explainer.transformer
+    # given every input declared one-hot, numeric ones included
+    tree = TreeContributions(
+        pipeline[-1],
+        transformer.width,
+        owner=transformer.owner,
+        outputs=len(transformer.input_names),
+        one_hot=range(len(transformer.input_names)),
+    )
+    # then a column split at more than one threshold keeps its intervals, and its input all of them
+    cuts: dict[int, set[float]] = {}
+    for t in tree._trees:
+        splits = t.nodes[t.nodes["is_leaf"] == 0]
+        for f, c in zip(splits["feature_idx"].tolist(), splits["num_threshold"].tolist(), strict=True):
+            cuts.setdefault(f, set()).add(c)
+    several = {int(transformer.owner[f]) for f, c in cuts.items() if len(c) > 1}
+    assert several, "expected a numeric input split at several thresholds"
+    assert not set(tree.states[tree.states >= 0].tolist()) & several
+    # and the results stay exact
+    matrix = explainer.transformer_matrix(frame.head(200))
+    margins, cells = tree.margins(matrix)
+    assert np.array_equal(margins, pipeline[-1].decision_function(matrix))
+    np.testing.assert_allclose(
+        tree.contributions(matrix, cells), explainer.contributions(matrix), rtol=0, atol=1e-12
+    )

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,7 @@ class FastTransformer:
         index = {name: i for i, name in enumerate(self.input_names)}
         self.branches: list[_NumericBranch | _OneHotBranch] = []
         owner: list[int] = []
+        self.one_hot: list[int] = []  # inputs one-hot encoded (at most one of their columns is 1)
         if getattr(transformer, "sparse_output_", False):
             raise ExplanationUnavailable("the transformer's output is sparse")
         for name, branch, columns in transformer.transformers_:
@@ -115,6 +117,7 @@ class FastTransformer:
                 self.branches.append(self._one_hot(columns, steps))
                 for column, width in zip(columns, self.branches[-1].widths, strict=True):
                     owner += [index[column]] * width
+                    self.one_hot.append(index[column])
             else:
                 self.branches.append(self._numeric(name, columns, steps))
                 owner += [index[c] for c in columns]
@@ -437,6 +440,21 @@ class _PathLeaves:
         return np.asarray(self.to_columns @ values).T
 
 
+@dataclass(frozen=True)
+class _Celled:
+    """A tabled tree: its split columns and their cuts, and how a cell index is made of digits: column
+    ``j`` is in digit ``dim[j]`` (of ``radix[dim[j]]`` values) and adds ``weight[j]`` to it above its cut
+    (1 for an interval column; ``i + 1`` for the ``i``-th category of a one-hot input with states)."""
+
+    tree: Any
+    features: np.ndarray
+    cuts: list[np.ndarray]
+    cells: int
+    dim: list[int]
+    weight: list[int]
+    radix: list[int]
+
+
 class TreeContributions:
     """Path-dependent TreeSHAP for a fitted binary ``HistGradientBoostingClassifier``, vectorised.
 
@@ -455,11 +473,18 @@ class TreeContributions:
     the prediction and the explanation share one pass over the trees. Only when every tree is tabled
     and no record has a missing value; callers use ``decision_function`` otherwise.
 
-    A tree whose table would exceed ``cell_limit`` entries (``prod(thresholds + 1) * (features + 1)``),
-    or all trees past ``MAX_TREE_TABLE`` entries in all, is explained leaf by leaf instead, as is a
-    record with a missing value (its missing-value directions are not intervals). ``deep``: the leaves
-    solved per batch there. ``owner`` (model column -> output index, e.g. ``FastTransformer.owner``)
-    lets ``contributions`` sum straight into those outputs.
+    A tree whose table would exceed ``cell_limit`` entries (``cells * (features + 1)``), or all trees
+    past ``MAX_TREE_TABLE`` entries in all, is explained leaf by leaf instead, as is a record with a
+    missing value (its missing-value directions are not intervals). ``deep``: the leaves solved per
+    batch there. ``owner`` (model column -> output index, e.g. ``FastTransformer.owner``) lets
+    ``contributions`` sum straight into those outputs.
+
+    ``one_hot`` (outputs whose model columns are one-hot, ``FastTransformer.one_hot``): such an input's
+    ``k`` columns that a tree splits on are one digit of the cell with ``k + 1`` states (which of them
+    is the record's category, or none) instead of ``2**k`` interval combinations of which only ``k + 1``
+    occur: ~37 % fewer cells for the default model (``_category_states``). A record with more than one
+    of an input's categories (no encoder makes one) has no cell and goes leaf by leaf, and to
+    ``decision_function``.
     """
 
     kind = "tree"
@@ -472,6 +497,7 @@ class TreeContributions:
         cell_limit: int | None = None,  # None: CELL_TABLE_LIMIT
         owner: Sequence[int] | np.ndarray | None = None,
         outputs: int | None = None,
+        one_hot: Sequence[int] | None = None,
     ) -> None:
         predictors = getattr(estimator, "_predictors", None)
         if not predictors or len(predictors[0]) != 1:
@@ -489,30 +515,6 @@ class TreeContributions:
         baseline = np.ravel(estimator._baseline_prediction)
         self.baseline = float(baseline[0])  # scikit-learn's raw prediction before the first tree
         self.base_value = self.baseline + sum(map(_expected, trees))
-        cell_limit = CELL_TABLE_LIMIT if cell_limit is None else cell_limit
-        celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]] = []
-        rest: list[Any] = []
-        total = 0
-        for tree in trees:
-            splits = tree.nodes[tree.nodes["is_leaf"] == 0]
-            if splits.size == 0:  # one leaf: all base value, and one cell for margins
-                celled.append((tree, np.zeros(0, dtype=np.intp), [], 1))
-                total += 1
-                continue
-            features = np.unique(splits["feature_idx"]).astype(np.intp)
-            cuts = [np.unique(splits["num_threshold"][splits["feature_idx"] == f]) for f in features]
-            cells = int(np.prod([c.size + 1 for c in cuts], dtype=np.float64))
-            entries = cells * (features.size + 1)
-            finite = all(np.isfinite(c).all() for c in cuts)
-            if finite and entries <= cell_limit and total + entries <= MAX_TREE_TABLE:
-                celled.append((tree, features, cuts, cells))
-                total += entries
-            else:
-                rest.append(tree)
-        self.rest = _PathLeaves(rest, width, table_depth) if rest else None
-        self.cell_trees = sum(1 for _, features, _, _ in celled if features.size)
-        # margins from the tables need every tree, in order (a tree left out breaks scikit-learn's sum)
-        self.predicts = self.rest is None and baseline.size == 1
         self.owner = np.arange(width, dtype=np.intp) if owner is None else np.asarray(owner, dtype=np.intp)
         self.outputs = int(self.owner.max(initial=-1)) + 1 if outputs is None else int(outputs)
         if self.owner.shape != (width,) or (self.owner < 0).any() or (self.owner >= self.outputs).any():
@@ -521,27 +523,87 @@ class TreeContributions:
             )
         # the tables hold one value per output (model columns of one input summed once, at build)
         self.per_column = bool(np.array_equal(self.owner, np.arange(width)))
+        splits_of = [tree.nodes[tree.nodes["is_leaf"] == 0] for tree in trees]
+        self.states = self._category_states(splits_of, one_hot)
+        cell_limit = CELL_TABLE_LIMIT if cell_limit is None else cell_limit
+        celled: list[_Celled] = []
+        rest: list[Any] = []
+        total = 0
+        for tree, splits in zip(trees, splits_of, strict=True):
+            if splits.size == 0:  # one leaf: all base value, and one cell for margins
+                celled.append(_Celled(tree, np.zeros(0, dtype=np.intp), [], 1, [], [], []))
+                total += 1
+                continue
+            features = np.unique(splits["feature_idx"]).astype(np.intp)
+            cuts = [np.unique(splits["num_threshold"][splits["feature_idx"] == f]) for f in features]
+            # a cell's digits: one per numeric column (its interval), one per one-hot input (its state)
+            dim, weight, radix = [], [], []
+            for f, c in zip(features.tolist(), cuts, strict=True):
+                state = int(self.states[f])
+                if state >= 0 and dim and self.states[features[len(dim) - 1]] == state:
+                    weight.append(weight[-1] + 1)  # the input's next category of this tree
+                    radix[-1] += 1
+                else:
+                    weight.append(1)
+                    radix.append(2 if state >= 0 else c.size + 1)
+                dim.append(len(radix) - 1)
+            cells = int(np.prod(radix, dtype=np.float64))
+            entries = cells * (features.size + 1)
+            finite = all(np.isfinite(c).all() for c in cuts)
+            if finite and entries <= cell_limit and total + entries <= MAX_TREE_TABLE:
+                celled.append(_Celled(tree, features, cuts, cells, dim, weight, radix))
+                total += entries
+            else:
+                rest.append(tree)
+        self.rest = _PathLeaves(rest, width, table_depth) if rest else None
+        self.cell_trees = sum(1 for entry in celled if entry.features.size)
+        # margins from the tables need every tree, in order (a tree left out breaks scikit-learn's sum)
+        self.predicts = self.rest is None and baseline.size == 1
         self._build_cells(celled, width, table_depth)
         # bincount indexes of a full pass (record r, value -> r * outputs + its output)
         self._sums = self._sum_index(ROWS_PER_PASS)
 
-    def _build_cells(
-        self, celled: list[tuple[Any, np.ndarray, list[np.ndarray], int]], width: int, table_depth: int
-    ) -> None:
+    def _category_states(self, splits_of: list[np.ndarray], one_hot: Sequence[int] | None) -> np.ndarray:
+        """Per model column, the one-hot input whose categories are cell states (``-1``: intervals).
+
+        A record has at most one category of a one-hot input, so the ``k`` columns of it a tree splits on
+        have ``k + 1`` possible sides (one per category, and "none of them") instead of ``2**k``
+        combinations of intervals. An input qualifies when every tree splits each of its columns at the
+        same single threshold (a 0/1 column has one), so one global bin per column says "this category".
+        """
+        states = np.full(self.width, -1, dtype=np.intp)
+        if not one_hot or self.per_column:
+            return states
+        cuts: dict[int, set[float]] = {}
+        for splits in splits_of:
+            for f, t in zip(splits["feature_idx"].tolist(), splits["num_threshold"].tolist(), strict=True):
+                cuts.setdefault(int(f), set()).add(float(t))
+        for o in sorted({int(o) for o in one_hot}):
+            columns = np.nonzero(self.owner == o)[0]
+            found = [t for c in columns for t in cuts.get(int(c), ())]
+            if (
+                columns.size
+                and all(len(cuts.get(int(c), ())) <= 1 for c in columns)
+                and np.isfinite(found).all()
+            ):
+                states[columns] = o
+        return states
+
+    def _build_cells(self, celled: list[_Celled], width: int, table_depth: int) -> None:
         from scipy import sparse
 
-        used = sorted({int(f) for _, features, _, _ in celled for f in features})
+        used = sorted({int(f) for entry in celled for f in entry.features})
         self.used = np.asarray(used, dtype=np.intp)  # model columns any tabled tree splits on
         row_of = {f: i for i, f in enumerate(used)}
         edges: dict[int, list[np.ndarray]] = {f: [] for f in used}
-        for _, features, cuts, _ in celled:
-            for f, c in zip(features.tolist(), cuts, strict=True):
+        for entry in celled:
+            for f, c in zip(entry.features.tolist(), entry.cuts, strict=True):
                 edges[f].append(c)
         # per used column: every tabled tree's thresholds on it; a value's global bin is how many lie below it
         self.edges = [np.unique(np.concatenate(edges[f])) for f in used]
         # Trees by number of outputs (a group shares one table of fixed-size rows), in tree order
         # within a group; ``order`` is that layout, ``position`` a tree's place in it.
-        outputs_of = [np.unique(self.owner[features]) for _, features, _, _ in celled]
+        outputs_of = [np.unique(self.owner[entry.features]) for entry in celled]
         sizes = np.array([outs.size for outs in outputs_of], dtype=np.intp)
         order = np.lexsort((np.arange(len(celled)), sizes))
         self.position = np.empty(len(celled), dtype=np.intp)
@@ -558,14 +620,24 @@ class TreeContributions:
             rows_so_far = 0
             blocks, columns = [], []
             for t in members.tolist():
-                tree, features, cuts, cells = celled[t]
-                radix = np.array([c.size + 1 for c in cuts], dtype=np.int64)
-                stride = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)
-                # one representative record per cell: a cut itself lies in the interval it closes, +inf in the last
+                tree, features, cuts, cells = (
+                    celled[t].tree,
+                    celled[t].features,
+                    celled[t].cuts,
+                    celled[t].cells,
+                )
+                radix = np.array(celled[t].radix, dtype=np.int64)
+                # a column's digit (its interval, or its input's state) and what its upper interval adds
+                stride = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)[celled[t].dim]
+                radix, weight = radix[celled[t].dim], np.asarray(celled[t].weight, dtype=np.int64)
+                # one representative record per cell: a cut itself lies in the interval it closes, +inf in the
+                # last; a one-hot column is above its cut in its category's state only
                 cell = np.arange(cells, dtype=np.int64)
                 representative = np.zeros((cells, width), dtype=np.float64)
                 for j, f in enumerate(features.tolist()):
                     interval = (cell // stride[j]) % radix[j]
+                    if self.states[f] >= 0:
+                        interval = (interval == weight[j]).astype(np.int64)
                     representative[:, f] = np.append(cuts[j], np.inf)[interval]
                 leaf_parts.append(self._leaf_values(tree, representative))
                 if size:
@@ -584,7 +656,7 @@ class TreeContributions:
                     row = row_of[f]
                     # global bin b (edges[row][b-1] < x <= edges[row][b]) -> this tree's interval, times its stride
                     below = np.concatenate([[0], np.searchsorted(cuts[j], self.edges[row], side="right")])
-                    luts[row].append((t, (below * stride[j]).astype(np.int32)))
+                    luts[row].append((t, (below * weight[j] * stride[j]).astype(np.int32)))
             if size:
                 table = np.ascontiguousarray(np.concatenate(blocks), dtype=np.float64)
                 rows = table.view(np.dtype((np.void, 8 * size))).reshape(-1)  # a row is one item
@@ -603,6 +675,14 @@ class TreeContributions:
         )
         self.first_cell = first_cell[order].astype(np.int32)[:, None]
         self.pairs = pairs
+        # one-hot inputs with states: their used columns' rows in ``used`` (contiguous, an input's columns
+        # are), where a record with more than one category above its cut has no cell
+        states = self.states[self.used]
+        self.state_rows = np.nonzero(states >= 0)[0]
+        runs = states[self.state_rows]
+        self.state_starts = np.flatnonzero(np.diff(runs, prepend=-1) != 0)
+        if np.unique(runs).size != self.state_starts.size:
+            raise ExplanationUnavailable("a one-hot input's columns are not contiguous")
 
     def _leaf_values(self, tree, records: np.ndarray) -> np.ndarray:
         """The tree's value for each record, by scikit-learn's own ``TreePredictor.predict`` (one thread)."""
@@ -631,19 +711,35 @@ class TreeContributions:
 
     def cells(self, matrix: np.ndarray) -> np.ndarray:
         """Each tabled tree's row in its group's table ``(trees in layout order, n)`` for records without
-        a missing value."""
+        a missing value and with at most one category of each one-hot input (``several``)."""
+        return self._cells_of(self._bins(matrix))
+
+    def _bins(self, matrix: np.ndarray) -> np.ndarray:
+        """Each used column's global bin ``(used, n)``: how many of its tabled thresholds lie below the value."""
         matrix = np.asarray(matrix, dtype=np.float64)
-        n = matrix.shape[0]
-        out = np.empty((self.first_cell.shape[0], n), dtype=np.intp)
-        bins = np.empty((self.used.size, n), dtype=np.intp)
+        bins = np.empty((self.used.size, matrix.shape[0]), dtype=np.intp)
         for row, (column, edges) in enumerate(zip(self.used.tolist(), self.edges, strict=True)):
             bins[row] = np.searchsorted(edges, matrix[:, column], side="left")
+        return bins
+
+    def several(self, bins: np.ndarray) -> np.ndarray:
+        """Records ``(n,)`` above the cut in more than one column of a one-hot input with states: no
+        one-hot encoder makes them, and no cell holds them (they are explained leaf by leaf)."""
+        if self.state_starts.size == 0:
+            return np.zeros(bins.shape[1], dtype=bool)
+        return (np.add.reduceat(bins[self.state_rows], self.state_starts, axis=0) > 1).any(axis=0)
+
+    def _cells_of(self, bins: np.ndarray) -> np.ndarray:
+        n = bins.shape[1]
+        out = np.empty((self.first_cell.shape[0], n), dtype=np.intp)
         parts = np.empty((self.pairs, min(n, ROWS_PER_PASS)), dtype=np.int32)
         bounds = self.pair_bounds
         for i in range(0, n, ROWS_PER_PASS):  # (pairs x rows) intermediates stay small enough for the caches
             m = min(ROWS_PER_PASS, n - i)
             block = parts[:, :m] if m == parts.shape[1] else np.empty((self.pairs, m), dtype=np.int32)
-            for row, lut in enumerate(self.luts):  # each pair's interval x stride, column by column
+            for row, lut in enumerate(
+                self.luts
+            ):  # each pair's interval (or state) x stride, column by column
                 pairs = block[bounds[row] : bounds[row + 1]]
                 np.take(lut, bins[row, i : i + m], axis=1, out=pairs, mode="clip")
             out[:, i : i + m] = self.to_trees @ block + self.first_cell
@@ -652,11 +748,15 @@ class TreeContributions:
     def margins(self, matrix: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(log-odds, cells)`` from the tables: bit for bit the estimator's ``decision_function`` (its
         baseline plus each tree's leaf value, added tree after tree as scikit-learn adds them). ``(None,
-        None)`` when some tree is not tabled or a record has a missing value (use ``decision_function``)."""
+        None)`` when some tree is not tabled, or a record has a missing value or several categories of
+        a one-hot input (use ``decision_function``)."""
         matrix = np.asarray(matrix, dtype=np.float64)
         if not self.predicts or np.isnan(matrix).any():
             return None, None
-        cells = self.cells(matrix)
+        bins = self._bins(matrix)
+        if self.several(bins).any():
+            return None, None
+        cells = self._cells_of(bins)
         return self.margins_of(cells), cells
 
     def margins_of(self, cells: np.ndarray) -> np.ndarray:
@@ -693,13 +793,27 @@ class TreeContributions:
     def probe(self) -> np.ndarray:
         """Records ``(m, width)`` that put every tabled threshold, and the doubles just below and above
         it, in every split column (each column cycling through its own values, twice with different
-        alignments): where a leaf or an interval could be off by one, what ``margins`` is checked on."""
+        alignments): where a leaf or an interval could be off by one, what ``margins`` is checked on.
+        The columns of a one-hot input with states take their turns, the others at their cut (one
+        category per record, as the encoder makes them)."""
         values = [np.concatenate([e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf)]) for e in self.edges]
-        size = max((v.size for v in values), default=1)
+        ends = [*self.state_starts.tolist(), self.state_rows.size]
+        inputs = [self.state_rows[a:b] for a, b in pairwise(ends)]
+        turns = [np.concatenate([np.full(values[r].size, r) for r in rows]) for rows in inputs]
+        size = max([v.size for v in values] + [t.size for t in turns] + [1])
         out = np.zeros((2 * size, self.width), dtype=np.float64)
+        stated = set(self.state_rows.tolist())
         for j, (column, options) in enumerate(zip(self.used.tolist(), values, strict=True)):
-            out[:size, column] = np.resize(options, size)
-            out[size:, column] = np.resize(np.roll(options, 7 * j + 1), size)
+            if j not in stated:
+                out[:size, column] = np.resize(options, size)
+                out[size:, column] = np.resize(np.roll(options, 7 * j + 1), size)
+        for k, (rows, turn) in enumerate(zip(inputs, turns, strict=True)):
+            options = np.concatenate([values[r] for r in rows])
+            columns = self.used[rows]
+            out[:, columns] = np.concatenate([self.edges[r] for r in rows])  # each at its single cut
+            for half, shift in ((0, 0), (1, 7 * k + 1)):
+                pick = np.resize(np.roll(np.arange(options.size), shift), size)
+                out[half * size + np.arange(size), self.used[turn[pick]]] = options[pick]
         return out
 
     def _tables(self, cells: np.ndarray) -> np.ndarray:
@@ -734,10 +848,14 @@ class TreeContributions:
             np.add.at(out.T, owner, values.T)
             return out
 
-        if missing.all():
-            return regroup(self.leaves.column_contributions(matrix))
-        if cells is None or missing.any():
-            cells = self.cells(np.where(missing[:, None], 0.0, matrix))  # records with a hole: replaced below
+        if cells is None or missing.any():  # records with a hole are explained leaf by leaf below
+            if missing.all():
+                return regroup(self.leaves.column_contributions(matrix))
+            bins = self._bins(np.where(missing[:, None], 0.0, matrix) if missing.any() else matrix)
+            missing |= self.several(bins)  # no cell either
+            if missing.all():
+                return regroup(self.leaves.column_contributions(matrix))
+            cells = self._cells_of(bins)
         out = self._tables(cells)
         if self.rest is not None:
             out += regroup(self.rest.column_contributions(matrix))
@@ -829,7 +947,11 @@ class PipelineExplainer:
             )
         elif name == "HistGradientBoostingClassifier":
             self.explainer = TreeContributions(
-                estimator, self.transformer.width, owner=self.transformer.owner, outputs=len(self.input_names)
+                estimator,
+                self.transformer.width,
+                owner=self.transformer.owner,
+                outputs=len(self.input_names),
+                one_hot=self.transformer.one_hot,
             )
         else:
             raise ExplanationUnavailable(f"no exact explainer for {name}")
