@@ -620,16 +620,13 @@ class TreeContributions:
             rows_so_far = 0
             blocks, columns = [], []
             for t in members.tolist():
-                tree, features, cuts, cells = (
-                    celled[t].tree,
-                    celled[t].features,
-                    celled[t].cuts,
-                    celled[t].cells,
-                )
-                radix = np.array(celled[t].radix, dtype=np.int64)
-                # a column's digit (its interval, or its input's state) and what its upper interval adds
-                stride = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)[celled[t].dim]
-                radix, weight = radix[celled[t].dim], np.asarray(celled[t].weight, dtype=np.int64)
+                entry = celled[t]
+                tree, features, cuts, cells = entry.tree, entry.features, entry.cuts, entry.cells
+                radix = np.array(entry.radix, dtype=np.int64)
+                # per column: its digit's stride and radix (its interval, or its input's state), and what
+                # its upper interval adds to the digit
+                stride = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)[entry.dim]
+                radix, weight = radix[entry.dim], np.asarray(entry.weight, dtype=np.int64)
                 # one representative record per cell: a cut itself lies in the interval it closes, +inf in the
                 # last; a one-hot column is above its cut in its category's state only
                 cell = np.arange(cells, dtype=np.int64)
