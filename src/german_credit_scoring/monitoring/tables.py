@@ -216,7 +216,11 @@ class _ParquetPart(_Part):
             except Exception:  # the plain read below reports what is wrong
                 pass
         try:
-            table = self.file.read(columns=[stored], use_threads=True)
+            # a reader of its own per read: columns are read from several threads at once
+            # (`drift.compare_features`), and one pyarrow ParquetFile read from two threads hangs or fails
+            # (tests/unit/test_drift.py); the parsed footer is shared, so no second parse
+            reader = pq.ParquetFile(self.path, metadata=self.file.metadata)
+            table = reader.read(columns=[stored], use_threads=True)
         except Exception as error:
             raise DataError(f"{self.path}: cannot read column {stored!r}: {error}") from None
         return table.column(0)
