@@ -235,6 +235,23 @@ class Act:
             if not k.startswith(("GITHUB_", "MLFLOW_")) and k not in ("VIRTUAL_ENV", "PYTEST_ADDOPTS")
         }
         env.update({k: v for k, v in env_values.items() if k in ("PATH", "HOME")})
+        if not (self.work / "venv").exists():
+            # the jobs share one environment and the first two start at once: two `uv sync`s creating
+            # it together can leave a folder neither accepts, so it is made before act starts
+            synced = subprocess.run(
+                [uv, "sync", "--locked", "--quiet"],
+                cwd=self.project,
+                env={
+                    **env,
+                    **{
+                        k: env_values[k]
+                        for k in ("UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "UV_PYTHON_DOWNLOADS")
+                    },
+                },
+                capture_output=True,
+                text=True,
+            )
+            assert synced.returncode == 0, synced.stdout + synced.stderr
         log_path = self.work / f"act-{event}-{run_id}-{job or 'all'}.log"  # streamed: follow it with tail -f
         with open(log_path, "w", encoding="utf-8") as log:
             returncode = subprocess.run(
