@@ -4,6 +4,7 @@ Bad log lines: tests/e2e/test_drift_bad_input.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -92,29 +93,36 @@ def mlops(project, *args):
 
 
 def fresh_logs(project, *batches):
-    """Replace logs/predictions with simulated batches: (kind, rows, extra args...)."""
+    """Replace logs/predictions with simulated batches: (kind, rows, extra args...).
+
+    `mlops simulate-drift` runs in this process (in the project's folder): it only makes the test's
+    input, and a process of its own per batch would cost its imports again (about 5 s each)."""
+    from german_credit_scoring.monitoring.simulate import simulate_cli
+
     logs = project / "logs/predictions"
     if logs.exists():
         for path in logs.iterdir():
             path.unlink()
     for i, (kind, rows, *extra) in enumerate(batches):
-        out = mlops(
-            project,
-            "simulate-drift",
-            "--kind",
-            kind,
-            "--rows",
-            str(rows),
-            "--seed",
-            str(i),
-            "--output",
-            f"logs/predictions/batch-{i}.jsonl",
-            # batches that keep the inputs resample the drift reference itself: the held-out split's own
-            # sampling noise (a few rows a category on a high-cardinality column) is not drift
-            *(("--input", REFERENCE) if kind in ("none", "concept") else ()),
-            *extra,
-        )
-        assert out.returncode == 0, out.stderr[-3000:]
+        with contextlib.chdir(project):
+            code = simulate_cli(
+                [
+                    "--kind",
+                    kind,
+                    "--rows",
+                    str(rows),
+                    "--seed",
+                    str(i),
+                    "--output",
+                    f"logs/predictions/batch-{i}.jsonl",
+                    # batches that keep the inputs resample the drift reference itself: the held-out
+                    # split's own sampling noise (a few rows a category on a high-cardinality column)
+                    # is not drift
+                    *(("--input", REFERENCE) if kind in ("none", "concept") else ()),
+                    *extra,
+                ]
+            )
+        assert code == 0, (kind, rows, extra)
 
 
 def result(project):
