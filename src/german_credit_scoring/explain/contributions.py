@@ -734,9 +734,8 @@ class TreeContributions:
         for i in range(0, n, ROWS_PER_PASS):  # (pairs x rows) intermediates stay small enough for the caches
             m = min(ROWS_PER_PASS, n - i)
             block = parts[:, :m] if m == parts.shape[1] else np.empty((self.pairs, m), dtype=np.int32)
-            for row, lut in enumerate(
-                self.luts
-            ):  # each pair's interval (or state) x stride, column by column
+            # each pair's interval (or state) x stride, column by column
+            for row, lut in enumerate(self.luts):
                 pairs = block[bounds[row] : bounds[row + 1]]
                 np.take(lut, bins[row, i : i + m], axis=1, out=pairs, mode="clip")
             out[:, i : i + m] = self.to_trees @ block + self.first_cell
@@ -846,8 +845,6 @@ class TreeContributions:
             return out
 
         if cells is None or missing.any():  # records with a hole are explained leaf by leaf below
-            if missing.all():
-                return regroup(self.leaves.column_contributions(matrix))
             bins = self._bins(np.where(missing[:, None], 0.0, matrix) if missing.any() else matrix)
             missing |= self.several(bins)  # no cell either
             if missing.all():

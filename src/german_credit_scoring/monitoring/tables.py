@@ -208,22 +208,27 @@ class _ParquetPart(_Part):
         )
 
     def _read(self, stored: str, dictionary: bool = False):
-        import pyarrow.parquet as pq
-
         if dictionary:  # strings straight into dictionary arrays; other types are read as stored
             try:
-                return pq.ParquetFile(self.path, read_dictionary=[stored]).read(columns=[stored]).column(0)
+                return self._reader(read_dictionary=[stored]).read(columns=[stored]).column(0)
             except Exception:  # the plain read below reports what is wrong
                 pass
         try:
-            # a reader of its own per read: columns are read from several threads at once
-            # (`drift.compare_features`), and one pyarrow ParquetFile read from two threads hangs or fails
-            # (tests/unit/test_drift.py); the parsed footer is shared, so no second parse
-            reader = pq.ParquetFile(self.path, metadata=self.file.metadata)
-            table = reader.read(columns=[stored], use_threads=True)
+            table = self._reader().read(columns=[stored], use_threads=True)
         except Exception as error:
             raise DataError(f"{self.path}: cannot read column {stored!r}: {error}") from None
         return table.column(0)
+
+    def _reader(self, **options):
+        """A reader of its own per read, on the footer parsed once.
+
+        Columns are read from several threads at once (`drift.compare_features`), and one pyarrow
+        ParquetFile read from two threads hangs or fails (tests/unit/test_drift.py); `self.file` is kept
+        for its metadata only.
+        """
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.path, metadata=self.file.metadata, **options)
 
 
 class _TablePart(_Part):
