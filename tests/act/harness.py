@@ -247,6 +247,17 @@ class Act:
         return subprocess.CompletedProcess(command, returncode, output, "")
 
 
+def failed_jobs(log: str, lines: int = 80) -> str:
+    """The last ``lines`` lines of each failed job in an act log: what a failing assertion shows (CI keeps
+    the test's message, not act's log)."""
+    parts = []
+    for job, outcome in job_results(log).items():
+        if outcome == "failed":
+            own = [line for line in log.splitlines() if line.startswith(f"[{job}]")]
+            parts.append("\n".join(own[-lines:]))
+    return "\n\n".join(parts) or "(no job failed)"
+
+
 def job_results(log: str) -> dict[str, str]:
     """'[workflow/job] 🏁  Job succeeded|failed' lines -> {job: outcome}."""
     results = {}
