@@ -8,6 +8,12 @@ It needs nothing but the standard library: uv is used when it is on PATH, otherw
 installed from PyPI into .tools/ (git-ignored), and uv installs everything else from uv.lock.
 Extra arguments go to the underlying command (`dvc repro ...` or `pytest ...`).
 
+Python keeps its bytecode cache even where PYTHONDONTWRITEBYTECODE is set (CI images often set it): the
+commands run under this script do without it, with the cache out of the source tree in .venv/pycache
+(PYTHONPYCACHEPREFIX). Without a cache, each of the pipeline's processes and the tests' hundreds compiles
+every module it imports from source again: a forced `dvc repro` of a generated project took 58 s without
+a cache, 43 s writing one and 34 s reading it.
+
 Exit codes of `pipeline`: 0 the pipeline ran and the gate approved the model; 3 the gate refused the
 model (a summary says which checks failed, by how much, and the ways forward; the reports are
 written and the approved model is unchanged); 1 another stage failed (its message is above);
@@ -20,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -51,6 +58,25 @@ def find_uv() -> str:
     return str(uv)
 
 
+def command_env(environ: dict[str, str], uv: str) -> dict[str, str]:
+    """The environment of the commands run here: uv on PATH (what runs under it finds the same uv),
+    no Python downloads unless asked for, and Python's bytecode cache on (module docstring): where
+    PYTHONDONTWRITEBYTECODE is set, it is dropped and the cache goes to .venv/pycache unless
+    PYTHONPYCACHEPREFIX already names a place."""
+    env = {**environ, "UV_PYTHON_DOWNLOADS": environ.get("UV_PYTHON_DOWNLOADS", "never")}
+    env["PATH"] = os.pathsep.join([str(Path(uv).parent), env.get("PATH", "")])
+    if env.pop("PYTHONDONTWRITEBYTECODE", ""):
+        env.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".venv" / "pycache"))
+    return env
+
+
+def forget_temporary_bytecode(prefix: Path) -> None:
+    """Drop the cache's copies of modules under the temporary folder (the tests' project copies): they
+    are never read again, and would pile up in .venv/pycache run after run."""
+    temporary = Path(tempfile.gettempdir()).resolve()
+    shutil.rmtree(prefix / temporary.relative_to(temporary.anchor), ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print("bootstrap: Python 3.11 or newer is needed", file=sys.stderr)
@@ -60,9 +86,9 @@ def main(argv: list[str]) -> int:
         return 2
     command, extra = argv[0], argv[1:]
     uv = find_uv()
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": os.environ.get("UV_PYTHON_DOWNLOADS", "never")}
-    # uv on PATH for what runs under it too (tests that bake a project sync it with the same uv)
-    env["PATH"] = os.pathsep.join([str(Path(uv).parent), env.get("PATH", "")])
+    env = command_env(dict(os.environ), uv)
+    if env.get("PYTHONPYCACHEPREFIX") == str(ROOT / ".venv" / "pycache"):
+        forget_temporary_bytecode(ROOT / ".venv" / "pycache")
     sync = [uv, "sync", "--locked"]
     if subprocess.run(sync, cwd=ROOT, env=env).returncode != 0:
         print(

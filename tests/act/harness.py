@@ -38,6 +38,9 @@ SPECIFIC = {
     "actions/download-artifact": "download-artifact",
     "actions/create-github-app-token": "app-token",
 }
+# Jobs keep Python's bytecode cache in their own workspace, as on GitHub's runners (bootstrap.py's cache
+# settings are this machine's: without a cache, each of a job's processes compiles its imports again).
+BYTECODE = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
 USES = re.compile(r"uses:\s*([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(/[^@\s]*)?@([0-9a-f]{40}|[\w.-]+)")
 
 
@@ -234,7 +237,7 @@ class Act:
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "MLFLOW_"))
-            and k not in ("VIRTUAL_ENV", "PYTEST_ADDOPTS", "UV_PROJECT_ENVIRONMENT")
+            and k not in ("VIRTUAL_ENV", "PYTEST_ADDOPTS", "UV_PROJECT_ENVIRONMENT", *BYTECODE)
         }
         env.update({k: v for k, v in env_values.items() if k in ("PATH", "HOME")})
         log_path = self.work / f"act-{event}-{run_id}-{job or 'all'}.log"  # streamed: follow it with tail -f

@@ -77,7 +77,8 @@ def uv_env(project: Path) -> dict[str, str] | None:
     cache = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
     env = bake_env(project.parent) | {"PWD": str(project), "UV_OFFLINE": "1", "UV_CACHE_DIR": cache}
     env["PATH"] = os.pathsep.join([str(Path(uv).parent), env["PATH"]])
-    for name in ("VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT"):
+    # (and the project's own bootstrap.py decides where Python's bytecode cache goes, not this run's)
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT", "PYTHONPYCACHEPREFIX"):
         env.pop(name, None)
     return env
 
