@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / ".tools"
+PYCACHE = ROOT / ".venv" / "pycache"  # Python's bytecode cache where the shell said not to write one
 UV_REQUIREMENT = "uv>=0.5,<1"
 EXIT_GATE_REFUSED = 3
 
@@ -66,7 +67,7 @@ def command_env(environ: dict[str, str], uv: str) -> dict[str, str]:
     env = {**environ, "UV_PYTHON_DOWNLOADS": environ.get("UV_PYTHON_DOWNLOADS", "never")}
     env["PATH"] = os.pathsep.join([str(Path(uv).parent), env.get("PATH", "")])
     if env.pop("PYTHONDONTWRITEBYTECODE", ""):
-        env.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".venv" / "pycache"))
+        env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
     return env
 
 
@@ -87,8 +88,8 @@ def main(argv: list[str]) -> int:
     command, extra = argv[0], argv[1:]
     uv = find_uv()
     env = command_env(dict(os.environ), uv)
-    if env.get("PYTHONPYCACHEPREFIX") == str(ROOT / ".venv" / "pycache"):
-        forget_temporary_bytecode(ROOT / ".venv" / "pycache")
+    if env.get("PYTHONPYCACHEPREFIX") == str(PYCACHE):
+        forget_temporary_bytecode(PYCACHE)
     sync = [uv, "sync", "--locked"]
     if subprocess.run(sync, cwd=ROOT, env=env).returncode != 0:
         print(

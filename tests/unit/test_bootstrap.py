@@ -37,13 +37,13 @@ def test_commands_keep_the_bytecode_cache_out_of_the_sources(given, expected_pre
     # then Python may write its cache, to .venv/pycache where the shell had said not to write one
     assert "PYTHONDONTWRITEBYTECODE" not in env
     if expected_prefix == "venv":
-        assert env["PYTHONPYCACHEPREFIX"] == str(ROOT / ".venv" / "pycache")
+        assert env["PYTHONPYCACHEPREFIX"] == str(bootstrap.PYCACHE) == str(ROOT / ".venv" / "pycache")
     else:
         assert env.get("PYTHONPYCACHEPREFIX") == expected_prefix
     assert env["PATH"].split(os.pathsep)[0] == "/opt/uv/bin" and env["UV_PYTHON_DOWNLOADS"] == "never"
 
 
-def test_a_module_imported_under_that_environment_is_compiled_once_into_the_prefix(tmp_path, monkeypatch):
+def test_a_module_imported_under_that_environment_is_compiled_once_into_the_prefix(tmp_path):
     # given a module in a source folder and a shell that says not to write bytecode
     bootstrap = _bootstrap()
     source = tmp_path / "src"
