@@ -30,6 +30,14 @@ work). The same cells give each tree's leaf, so the tables also give the model's
 ``decision_function`` (``TreeContributions.margins``). A tree with too many cells, and a record with a
 missing value, are explained leaf by leaf (``TreeContributions``), and predicted by scikit-learn.
 
+**Fairness mixtures** (``exponentiated_gradient``, served as ``explain.mitigation.MixtureClassifier``):
+the score is a step function of the members' hard decisions and has no additive decomposition. What
+is explained is the mixture's weighted mean member log-odds ``m(x) = sum_i w_i f_i(x) / sum_i w_i``
+(``f_i``: member ``i``'s ``decision_function``), exactly: its contributions and base value are the
+same weighted mean of each member's own (linear or tree, as above; ``MixtureContributions``). A record
+where ``m(x) > 0`` (the members' own decision point) disagrees with the mixture's decision gets no
+reasons (``PipelineExplainer.leans_against``; the scorer says why).
+
 Contributions of model columns are summed per **input feature** (all one-hot columns of a category
 belong to their feature), which keeps the sum exact. The tree tables hold those sums already (one value
 per input a tree splits on, summed once when the explainer is built).
@@ -913,18 +921,105 @@ class Explanation:
 
     base_value: float
     contributions: np.ndarray  # (n, len(input_names)), log-odds
-    margins: np.ndarray  # (n,), the model's log-odds
+    margins: np.ndarray  # (n,), the log-odds explained: the model's (a mixture's: m(x), ``log_odds``)
     input_names: list[str]
 
     def residuals(self) -> np.ndarray:
         return self.base_value + self.contributions.sum(axis=1) - self.margins
 
 
+def exact_explainer(
+    estimator, transformer: FastTransformer, background: np.ndarray | None = None
+) -> LinearContributions | TreeContributions:
+    """The exact explainer of one fitted estimator on ``transformer``'s model matrix (a linear model,
+    or a binary ``HistGradientBoostingClassifier``); ``ExplanationUnavailable`` naming any other type."""
+    if hasattr(estimator, "coef_"):
+        return LinearContributions(estimator, transformer, background)
+    if type(estimator).__name__ == "HistGradientBoostingClassifier":
+        return TreeContributions(
+            estimator,
+            transformer.width,
+            owner=transformer.owner,
+            outputs=len(transformer.input_names),
+            one_hot=transformer.one_hot,
+        )
+    raise ExplanationUnavailable(f"no exact explainer for {type(estimator).__name__}")
+
+
+class MixtureContributions:
+    """Exact contributions of a fairness mixture's weighted mean member log-odds (``MixtureClassifier``).
+
+    The mixture's score is a step function of its members' hard decisions (``predict``), which no sum
+    of per-feature contributions reproduces. What is explained instead is the documented quantity
+
+        m(x) = sum_i w_i * f_i(x) / sum_i w_i        (f_i: member i's ``decision_function``)
+
+    which is additive: its contributions (and base value) are the same weighted mean of each member's
+    exact ones (``LinearContributions``, ``TreeContributions``: ``exact_explainer``), so
+    ``base_value + contributions(x).sum() == m(x)`` to rounding. Every member decides positive where
+    its ``f_i(x) > 0`` (its own 0.5), so m(x) leans positive where ``m(x) > DECISION_POINT`` (0); a
+    record on which that disagrees with the mixture's decision (its weighted vote) has no faithful
+    reasons (``PipelineExplainer.leans_against``).
+    """
+
+    kind = "mixture"
+    DECISION_POINT = 0.0  # the members' own decision point in log-odds (their predict: f_i(x) > 0)
+
+    def __init__(self, estimator, transformer: FastTransformer, background: np.ndarray | None = None) -> None:
+        members = list(getattr(estimator, "predictors", None) or [])
+        weights = np.asarray(getattr(estimator, "weights", None), dtype=np.float64).ravel()
+        if not members or weights.shape != (len(members),) or not weights.sum() > 0:
+            raise ExplanationUnavailable("the mixture has no weighted members")
+        self.estimators = members
+        self.weights = weights / weights.sum()
+        self.members: list[LinearContributions | TreeContributions] = []
+        for member in members:
+            try:
+                self.members.append(exact_explainer(member, transformer, background))
+            except ExplanationUnavailable as error:
+                name = type(member).__name__
+                raise ExplanationUnavailable(f"MixtureClassifier member {name}: {error}") from None
+        bases = np.array([member.base_value for member in self.members], dtype=np.float64)
+        self.base_value = float(self.weights @ bases)
+
+    def log_odds(self, matrix: np.ndarray) -> np.ndarray:
+        """m(x): the weighted mean of the members' ``decision_function`` (what is explained)."""
+        out = np.zeros(np.shape(matrix)[0], dtype=np.float64)
+        for weight, member in zip(self.weights, self.estimators, strict=True):
+            out += weight * np.asarray(member.decision_function(matrix), dtype=np.float64).ravel()
+        return out
+
+    def margins(self, matrix: np.ndarray) -> tuple[None, None]:
+        """No ``decision_function`` to reproduce bit for bit (``TreeContributions.margins``): see ``log_odds``."""
+        return None, None
+
+    def margin_probe(self) -> None:
+        return None
+
+    def column_contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
+        """Contributions per model column ``(n, width)``: the members' weighted mean."""
+        return self._mean("column_contributions", matrix)
+
+    def contributions(self, matrix: np.ndarray, prepared: Any = None) -> np.ndarray:
+        """Contributions per input feature ``(n, inputs)``: the members' weighted mean."""
+        return self._mean("contributions", matrix)
+
+    def _mean(self, method: str, matrix: np.ndarray) -> np.ndarray:
+        matrix = np.asarray(matrix, dtype=np.float64)
+        first, *rest = zip(self.weights, self.members, strict=True)
+        out = first[0] * getattr(first[1], method)(matrix)
+        for weight, member in rest:
+            out += weight * getattr(member, method)(matrix)
+        return out
+
+
 class PipelineExplainer:
     """Exact contributions per input feature for a fitted ``Pipeline(transform, model)``.
 
     Raises ``ExplanationUnavailable`` (with the reason) for an estimator or transformer it cannot
-    explain exactly.
+    explain exactly. For a fairness mixture (``MixtureClassifier``) what is explained is its weighted
+    mean member log-odds (``MixtureContributions``), not its score: ``log_odds`` gives that quantity
+    and ``leans_against`` the records where it disagrees with the mixture's decision.
     """
 
     def __init__(self, pipeline, input_names: Sequence[str], background=None) -> None:
@@ -932,27 +1027,38 @@ class PipelineExplainer:
         self.pipeline = pipeline
         self.transformer = FastTransformer(transformer, input_names)
         self.input_names = list(input_names)
-        name = type(estimator).__name__
-        if hasattr(estimator, "coef_"):
-            if background is not None and not isinstance(background, np.ndarray):
-                background = self.transformer_matrix(background)
-            self.explainer: LinearContributions | TreeContributions = LinearContributions(
-                estimator, self.transformer, background
+        if background is not None and not isinstance(background, np.ndarray):
+            background = self.transformer_matrix(background)
+        # the log-odds at which the explained quantity's lean should match the decision; None: the
+        # explained log-odds are the score's own, so the decision follows them by construction
+        self.decision_point: float | None = None
+        if type(estimator).__name__ == "MixtureClassifier":
+            self.explainer: LinearContributions | TreeContributions | MixtureContributions = (
+                MixtureContributions(estimator, self.transformer, background)
             )
-        elif name == "HistGradientBoostingClassifier":
-            self.explainer = TreeContributions(
-                estimator,
-                self.transformer.width,
-                owner=self.transformer.owner,
-                outputs=len(self.input_names),
-                one_hot=self.transformer.one_hot,
-            )
+            self.decision_point = MixtureContributions.DECISION_POINT
         else:
-            raise ExplanationUnavailable(f"no exact explainer for {name}")
+            self.explainer = exact_explainer(estimator, self.transformer, background)
 
     @property
     def base_value(self) -> float:
         return self.explainer.base_value
+
+    def log_odds(self, matrix: np.ndarray) -> np.ndarray:
+        """The log-odds explained: the estimator's ``decision_function``; a mixture's m(x)."""
+        if isinstance(self.explainer, MixtureContributions):
+            return self.explainer.log_odds(matrix)
+        return np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
+
+    def leans_against(self, margins: np.ndarray, positive: np.ndarray) -> np.ndarray:
+        """Records ``(n,)`` whose explained log-odds (``log_odds``) lean against their decision
+        (``positive``: decided positive), so their contributions would not be faithful reasons. Only a
+        mixture has such records (``m(x) > 0`` against its vote); none for a model explained in its
+        score's own log-odds."""
+        positive = np.asarray(positive, dtype=bool)
+        if self.decision_point is None:
+            return np.zeros(positive.shape, dtype=bool)
+        return (np.asarray(margins, dtype=np.float64) > self.decision_point) != positive
 
     def transformer_matrix(self, frame) -> np.ndarray:
         """scikit-learn's model matrix of a model frame (``data.model_frame``)."""
@@ -984,7 +1090,7 @@ class PipelineExplainer:
         """Contributions and log-odds of model matrices (``margins``/``prepared``: from ``margins``)."""
         matrix = np.asarray(matrix, dtype=np.float64)
         if margins is None:
-            margins = np.asarray(self.pipeline[-1].decision_function(matrix), dtype=np.float64).ravel()
+            margins = self.log_odds(matrix)
         return Explanation(self.base_value, self.contributions(matrix, prepared), margins, self.input_names)
 
     def explain_frame(self, frame) -> Explanation:

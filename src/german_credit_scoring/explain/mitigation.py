@@ -25,6 +25,15 @@ threshold_optimizer      post    fairlearn ``ThresholdOptimizer`` on the        
 =======================  ======  ==============================================  ===================
 
 Groups are the intersection of every protected attribute's ``group__<attribute>`` column.
+
+Reason codes of a served ``exponentiated_gradient`` model: its score is a step function of its
+members' hard decisions, so no per-feature contributions add up to it. What is explained instead is
+the mixture's weighted mean member log-odds ``m(x) = sum_i w_i f_i(x) / sum_i w_i`` (``f_i``: member
+``i``'s ``decision_function``), exactly: base value and contributions are the same weighted mean of
+each member's exact ones (``explain.contributions.MixtureContributions``). Reasons are withheld, with
+``reasons_unavailable`` saying so, for a record where ``m(x) > 0`` (the members' own decision point)
+disagrees with the mixture's decision (its weighted vote): its members disagree with it and no
+faithful reasons exist.
 """
 
 from __future__ import annotations
@@ -86,6 +95,9 @@ class MixtureClassifier(ClassifierMixin, BaseEstimator):
     decision point 0.5 lands on ``threshold`` (the project's decision threshold): the service's
     "score >= threshold" then takes the mixture's majority decision, and the model keeps the same
     Pipeline shape as every other candidate.
+
+    It has no ``decision_function`` on purpose: the scorer would take ``expit`` of one as the served
+    score. Its explained log-odds m(x) come from ``explain.contributions.MixtureContributions.log_odds``.
     """
 
     def __init__(self, predictors=None, weights=None, threshold: float = 0.5):

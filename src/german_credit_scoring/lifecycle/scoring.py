@@ -18,6 +18,11 @@ the explanation then reuses that pass. Reasons on or off, the prediction takes t
 Explanations (``Scorer.explain``): exact contributions per input in log-odds and the top-k reasons
 per record (``explain.reasons``). A model that cannot be explained exactly, or a record whose
 contributions do not reproduce its score, still gets its decision, with the reason it has none.
+
+A fairness mixture (``explain.mitigation.MixtureClassifier``) has no ``decision_function``: its score
+is its own ``predict_proba`` through the pipeline (no fast path), and what is explained, and checked
+for additivity, is its weighted mean member log-odds m(x) (``explain.contributions.MixtureContributions``).
+A record whose m(x) leans against the mixture's decision gets no reasons (``UNFAITHFUL`` says why).
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ REQUIRED_META = ("version", "threshold", "positive_label", "target", "features")
 # Contributions plus the base value must reproduce a record's log-odds this closely (relative to
 # max(1, |log-odds|)); otherwise the record is served without reasons, saying why.
 ADDITIVITY_TOLERANCE = 1e-6
+# A fairness mixture's record whose explained log-odds m(x) lean against its decision (the weighted vote)
+UNFAITHFUL = (
+    "no explanation: the mixture's members disagree with its decision (their weighted mean log-odds "
+    "{margin:.3g} lean the other way); no faithful reasons"
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +134,13 @@ class Scorer:
         except Exception as error:  # pragma: no cover - a transformer the probe cannot pass through
             log.warning("fast path not verified: %s", error)
             same = False
-        if same and hasattr(self.pipeline[-1], "decision_function"):
+        if not same:
+            log.warning("the numpy transformer differs from scikit-learn's on probe records; not used")
+        elif hasattr(self.pipeline[-1], "decision_function"):  # the score is expit(decision_function)
             self.fast = fast
             self._fortran = bool(expected.flags.f_contiguous and not expected.flags.c_contiguous)
             self.table_margins = self._verify_margins(expected)
-        else:
-            log.warning("the numpy transformer differs from scikit-learn's on probe records; not used")
+        # else (a fairness mixture): its score is its own predict_proba, through the pipeline
 
     def _verify_margins(self, probe: np.ndarray) -> bool:
         """Whether the explainer's log-odds (``PipelineExplainer.margins``) equal the estimator's
@@ -258,6 +269,9 @@ class Scorer:
             if codes is None or codes.top_k != top_k:
                 codes = self._reason_codes = ReasonCodes(self.features, self.input_names, top_k)
             towards = np.array([d == self.positive_label for d in decisions], dtype=bool)
+            # a mixture's explained m(x) leaning against its decision: no faithful reasons
+            against = ok & self.explainer.leans_against(explanation.margins, towards)
+            ok &= ~against
             contributions = np.where(ok[:, None], explanation.contributions, 0.0)
             reasons = (codes.reasons_json if as_json else codes.reasons)(contributions, towards, columns)
         except Exception as error:  # the whole batch failed to explain: decisions still go out
@@ -266,6 +280,9 @@ class Scorer:
         missing: list[str | None] = [None] * size
         for row in np.nonzero(~ok)[0].tolist():
             reasons[row] = none()
+            if against[row]:
+                missing[row] = UNFAITHFUL.format(margin=float(explanation.margins[row]))
+                continue
             missing[row] = (
                 "no explanation: the contributions could not be computed exactly for this record "
                 f"(they miss its score by {residual[row]:.3g} log-odds or are not finite)"
