@@ -10,6 +10,8 @@
 - uv is this test run's uv; every job syncs an environment of its own in its workspace, as on GitHub's
   runners (hard links from uv's cache: about 1.5 s). One environment shared by the jobs raced: each job's
   sync points the editable project at its own workspace, uninstalling it under the jobs running beside it.
+  After the sync, ``standins/uv-bin/uv`` links into it the bytecode this test run has compiled for the same
+  package files (``standin.py seed-bytecode``), so jobs do not compile their imports from source again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -190,11 +193,14 @@ class Act:
             "ACT_STANDIN_STORE": str(self.store),
             "ACT_STANDIN_DIR": str(STANDINS),
             "ACT_STANDIN_RUN_ID": str(run_id),
-            "ACT_STANDIN_UV_DIR": str(Path(uv).parent),
+            "ACT_STANDIN_UV_DIR": str(STANDINS / "uv-bin"),  # uv, then seed-bytecode after a sync
+            "ACT_STANDIN_REAL_UV": uv,
+            "ACT_STANDIN_SITE": sysconfig.get_paths()["purelib"],
+            "ACT_STANDIN_PYCACHE_PREFIX": sys.pycache_prefix or "",
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_PYTHON": sys.executable,
             "PATH": os.pathsep.join(
-                [str(STANDINS / "bin"), str(Path(uv).parent), os.environ.get("PATH", "")]
+                [str(STANDINS / "bin"), str(STANDINS / "uv-bin"), os.environ.get("PATH", "")]
             ),
             # the `test` job collects the suite (this suite is what runs it; running it inside would recurse)
             "PYTEST_ADDOPTS": "--collect-only -q",

@@ -102,6 +102,9 @@ def test_pr_workflow_runs_every_stage_job_in_order_and_succeeds(act):
     assert "didn't change, skipping" not in log
     for stage in stages:
         assert f"Running stage '{stage}'" in log, stage
+    # each job's environment was seeded with this run's bytecode after its sync (the uv stand-in)
+    seeded = [c for c in act.calls("seed-bytecode") if c["run"] == str(PR_RUN)]
+    assert len(seeded) >= len(stages)
 
 
 def test_each_stage_leaves_exactly_one_comment(act):
@@ -251,6 +254,52 @@ def test_artifact_names_conflict_without_overwrite(tmp_path, monkeypatch):
     assert upload("false") == 0
     assert upload("false") == 1
     assert upload("true") == 0
+
+
+@pytest.mark.parametrize("layout", ["prefix", "beside"])
+def test_a_job_environment_gets_the_bytecode_compiled_for_the_same_files(tmp_path, layout):
+    """The uv stand-in's seed-bytecode step: a compiled module is linked into a job's environment when
+    its source there is the same file (uv's hard links); a source that differs gets nothing."""
+    import py_compile
+    import sys
+
+    site = tmp_path / "run-env" / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "same.py").write_text("VALUE = 1\n")
+    (site / "pkg" / "edited.py").write_text("VALUE = 2\n")
+    prefix = tmp_path / "pycache"
+    for name in ("same", "edited"):
+        tag = f"{name}.{sys.implementation.cache_tag}.pyc"
+        cache = (
+            prefix / str(site / "pkg").lstrip(os.sep) if layout == "prefix" else site / "pkg" / "__pycache__"
+        )
+        py_compile.compile(str(site / "pkg" / f"{name}.py"), cfile=str(cache / tag), doraise=True)
+    job = tmp_path / "job"
+    target = job / ".venv" / "lib" / "python3.11" / "site-packages" / "pkg"
+    target.mkdir(parents=True)
+    os.link(site / "pkg" / "same.py", target / "same.py")  # as uv links both from its cache
+    (target / "edited.py").write_text("VALUE = 22\n")  # another file
+    store = tmp_path / "store"
+    store.mkdir()
+    env = {
+        "ACT_STANDIN_STORE": str(store),
+        "ACT_STANDIN_SITE": str(site),
+        "ACT_STANDIN_PYCACHE_PREFIX": str(prefix) if layout == "prefix" else "",
+        "PATH": "/usr/bin:/bin",
+    }
+    script = str(Path(__file__).parent / "standins" / "standin.py")
+    assert subprocess.run([sys.executable, script, "seed-bytecode"], cwd=job, env=env).returncode == 0
+
+    linked = sorted(p.name for p in (target / "__pycache__").iterdir())
+    assert linked == [f"same.{sys.implementation.cache_tag}.pyc"]
+    loaded = subprocess.run(
+        [sys.executable, "-v", "-c", "import pkg.same"],
+        cwd=target.parent,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert f"{target / '__pycache__' / linked[0]} matches {target / 'same.py'}" in loaded.stderr
 
 
 # --------------------------------------------------------------------------- the continuous-training loop

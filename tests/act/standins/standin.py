@@ -66,8 +66,66 @@ def download(name: str, path: str, run_id: str) -> int:
     return 0
 
 
+def seed_bytecode() -> int:
+    """Link the bytecode the test run compiled for its own environment (``ACT_STANDIN_SITE``, cached beside
+    the sources or under ``ACT_STANDIN_PYCACHE_PREFIX``) into this job's new environment, file by file,
+    where it belongs to the same source: same size and modification time, which both environments' hard
+    links from uv's cache share. Python checks the same two again on import and recompiles on a mismatch."""
+    site = Path(os.environ["ACT_STANDIN_SITE"])
+    prefix = os.environ.get("ACT_STANDIN_PYCACHE_PREFIX", "")
+    environment = Path(os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv")
+    targets = sorted(environment.glob("lib/python3*/site-packages"))
+    if not targets:
+        return 0
+    target = targets[0]
+    if prefix:  # the prefix mirrors each source folder: <prefix>/<folder>/<module>.<tag>.pyc
+        store = Path(prefix) / str(site).lstrip(os.sep)
+        found = (
+            (Path(folder).relative_to(store), Path(folder) / name, name)
+            for folder, _, names in os.walk(store)
+            for name in names
+            if name.endswith(".pyc")
+        )
+    else:  # beside the sources: <folder>/__pycache__/<module>.<tag>.pyc
+        found = (
+            (Path(folder).parent.relative_to(site), Path(folder) / name, name)
+            for folder, _, names in os.walk(site)
+            if Path(folder).name == "__pycache__"
+            for name in names
+            if name.endswith(".pyc")
+        )
+    linked = 0
+    for folder, pyc, name in found:
+        source = target / folder / (name.split(".", 1)[0] + ".py")
+        destination = target / folder / "__pycache__" / name
+        try:
+            with open(pyc, "rb") as handle:
+                header = handle.read(16)
+            stat = source.stat()
+        except OSError:
+            continue
+        if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:
+            continue  # not a timestamp-checked file
+        mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
+        if (int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF) != (
+            mtime,
+            size,
+        ) or destination.exists():
+            continue
+        destination.parent.mkdir(exist_ok=True)
+        try:
+            os.link(pyc, destination)
+        except OSError:
+            shutil.copyfile(pyc, destination)
+        linked += 1
+    log("seed-bytecode", linked=linked, environment=str(target))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command = argv[0]
+    if command == "seed-bytecode":
+        return seed_bytecode()
     if command == "upload":
         return upload(*argv[1:5])
     if command == "download":
