@@ -210,3 +210,28 @@ def test_a_mixture_with_a_member_without_an_exact_explainer_still_decides(mixed)
     scores = scorer.score_columns(columns, top_k=3)
     assert scores.probabilities == other.predict_proba(test.head(5))[:, 1].tolist()
     assert scores.reasons == [[]] * 5 and all("DecisionTreeClassifier" in why for why in scores.unexplained)
+
+
+def test_a_mixtures_worst_cases_list_no_reasons_where_its_members_lean_against_it(mixed):
+    # given a served mixture's test records, every error listed
+    from german_credit_scoring.explain.global_importance import explain_model
+    from german_credit_scoring.settings import CostMatrix
+
+    _, settings, pipeline, test = mixed
+    frame = biased(600, 2)
+    labels = (frame["outcome"] == POSITIVE).to_numpy().astype(int)
+    scores = pipeline.predict_proba(test)[:, 1]
+    threshold = settings.decision_threshold
+    # when the evaluation's explanation lists its costliest errors
+    report = explain_model(
+        pipeline, frame, FEATURES, False, labels, scores, threshold, CostMatrix(), "t", k=len(frame)
+    )
+    # then a case whose members' mean log-odds lean against the mixture's decision has no reasons
+    # (as the service serves it), and the others keep theirs
+    matrix = pipeline[0].transform(test)
+    leaning = (weighted_mean_log_odds(pipeline[-1], matrix) > 0) != (scores >= threshold)
+    cases = {case.row: case for case in report.worst_cases}
+    withheld = [row for row in cases if leaning[row]]
+    assert withheld, "the data must hold an error whose members lean against the mixture"
+    assert all(cases[row].reasons == [] for row in withheld)
+    assert any(case.reasons for row, case in cases.items() if not leaning[row])

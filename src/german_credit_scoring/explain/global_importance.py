@@ -105,8 +105,12 @@ def worst_cases(
     features: FeatureSet,
     k: int = 5,
     reasons: int = 3,
+    withheld: np.ndarray | None = None,
 ) -> list[WorstCase]:
-    """The ``k`` costliest errors, most confidently wrong first, with the reasons toward the wrong side."""
+    """The ``k`` costliest errors, most confidently wrong first, with the reasons toward the wrong side.
+
+    ``withheld`` marks rows whose explanation leans against their decision (a fairness mixture's, see
+    ``PipelineExplainer.leans_against``): listed with no reasons, as the service serves them."""
     labels = np.asarray(labels).astype(bool)
     decisions = np.asarray(scores) >= threshold
     false_negative = labels & ~decisions
@@ -129,6 +133,8 @@ def worst_cases(
         toward = -1.0 if false_negative[row] else 1.0
         pushed = contributions[row] * toward
         candidates = [j for j in np.argsort(-pushed) if allowed[j] and pushed[j] > 0][:reasons]
+        if withheld is not None and withheld[row]:
+            candidates = []
         out.append(
             WorstCase(
                 row=int(row),
@@ -173,18 +179,26 @@ def explain_model(
     reasons: int = 3,
 ) -> ExplainReport:
     """The whole record for one model on the test rows; an unexplainable model says why, never raises."""
+    from german_credit_scoring.explain.contributions import PipelineExplainer
+
     frame = model_frame(test, features, include_sensitive)
+    names = list(frame.columns)
     try:
-        base, values, names = contribution_matrix(pipeline, frame)
+        explainer = PipelineExplainer(pipeline, names)
+        explanation = explainer.explain_frame(frame)
     except Exception as error:  # ExplanationUnavailable or an estimator it does not know: said, not fatal
         reason = str(error) or type(error).__name__
         return ExplainReport(model_version=model_version, rows=len(frame), unavailable=reason)
+    values = np.asarray(explanation.contributions, dtype=np.float64)
+    withheld = explainer.leans_against(explanation.margins, np.asarray(scores) >= threshold)
     return ExplainReport(
         model_version=model_version,
         rows=len(frame),
-        base_value=base,
+        base_value=float(explanation.base_value),
         importance=importance_of(values, names),
-        worst_cases=worst_cases(frame, labels, scores, threshold, cost, values, features, k, reasons),
+        worst_cases=worst_cases(
+            frame, labels, scores, threshold, cost, values, features, k, reasons, withheld=withheld
+        ),
     )
 
 
