@@ -258,27 +258,31 @@ def test_artifact_names_conflict_without_overwrite(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("layout", ["prefix", "beside"])
 def test_a_job_environment_gets_the_bytecode_compiled_for_the_same_files(tmp_path, layout):
-    """The uv stand-in's seed-bytecode step: a compiled module is linked into a job's environment when
-    its source there is the same file (uv's hard links); a source that differs gets nothing."""
+    """The uv stand-in's seed-bytecode step: a compiled module reaches a job's environment when its
+    source there is the same file (uv's hard link) or a copy of it with its own time (uv's copy across
+    file systems), and Python takes it as it is; a source with other bytes gets nothing."""
     import py_compile
+    import shutil
     import sys
 
     site = tmp_path / "run-env" / "site-packages"
     (site / "pkg").mkdir(parents=True)
-    (site / "pkg" / "same.py").write_text("VALUE = 1\n")
-    (site / "pkg" / "edited.py").write_text("VALUE = 2\n")
+    for name, text in (("same", "A = 1\n"), ("copied", "B = 2\n"), ("edited", "C = 3\n")):
+        (site / "pkg" / f"{name}.py").write_text(text)
+        os.utime(site / "pkg" / f"{name}.py", (1_700_000_000, 1_700_000_000))
     prefix = tmp_path / "pycache"
-    for name in ("same", "edited"):
-        tag = f"{name}.{sys.implementation.cache_tag}.pyc"
-        cache = (
-            prefix / str(site / "pkg").lstrip(os.sep) if layout == "prefix" else site / "pkg" / "__pycache__"
+    cache = prefix / str(site / "pkg").lstrip(os.sep) if layout == "prefix" else site / "pkg" / "__pycache__"
+    tag = sys.implementation.cache_tag
+    for name in ("same", "copied", "edited"):
+        py_compile.compile(
+            str(site / "pkg" / f"{name}.py"), cfile=str(cache / f"{name}.{tag}.pyc"), doraise=True
         )
-        py_compile.compile(str(site / "pkg" / f"{name}.py"), cfile=str(cache / tag), doraise=True)
     job = tmp_path / "job"
     target = job / ".venv" / "lib" / "python3.11" / "site-packages" / "pkg"
     target.mkdir(parents=True)
     os.link(site / "pkg" / "same.py", target / "same.py")  # as uv links both from its cache
-    (target / "edited.py").write_text("VALUE = 22\n")  # another file
+    shutil.copyfile(site / "pkg" / "copied.py", target / "copied.py")  # as uv copies: a time of its own
+    (target / "edited.py").write_text("C = 33\n")  # other bytes
     store = tmp_path / "store"
     store.mkdir()
     env = {
@@ -290,16 +294,19 @@ def test_a_job_environment_gets_the_bytecode_compiled_for_the_same_files(tmp_pat
     script = str(Path(__file__).parent / "standins" / "standin.py")
     assert subprocess.run([sys.executable, script, "seed-bytecode"], cwd=job, env=env).returncode == 0
 
-    linked = sorted(p.name for p in (target / "__pycache__").iterdir())
-    assert linked == [f"same.{sys.implementation.cache_tag}.pyc"]
+    seeded = sorted(p.name for p in (target / "__pycache__").iterdir())
+    assert seeded == [f"copied.{tag}.pyc", f"same.{tag}.pyc"]
+    assert (target / "__pycache__" / seeded[1]).stat().st_ino == (cache / seeded[1]).stat().st_ino
     loaded = subprocess.run(
-        [sys.executable, "-v", "-c", "import pkg.same"],
+        [sys.executable, "-v", "-c", "import pkg.same, pkg.copied, pkg.edited"],
         cwd=target.parent,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         text=True,
     )
-    assert f"{target / '__pycache__' / linked[0]} matches {target / 'same.py'}" in loaded.stderr
+    for name in seeded:
+        source = name.split(".", 1)[0] + ".py"
+        assert f"{target / '__pycache__' / name} matches {target / source}" in loaded.stderr, loaded.stderr
 
 
 # --------------------------------------------------------------------------- the continuous-training loop

@@ -67,10 +67,12 @@ def download(name: str, path: str, run_id: str) -> int:
 
 
 def seed_bytecode() -> int:
-    """Link the bytecode the test run compiled for its own environment (``ACT_STANDIN_SITE``, cached beside
-    the sources or under ``ACT_STANDIN_PYCACHE_PREFIX``) into this job's new environment, file by file,
-    where it belongs to the same source: same size and modification time, which both environments' hard
-    links from uv's cache share. Python checks the same two again on import and recompiles on a mismatch."""
+    """Give this job's new environment the bytecode the test run compiled for its own
+    (``ACT_STANDIN_SITE``, cached beside the sources or under ``ACT_STANDIN_PYCACHE_PREFIX``), module by
+    module, where the job's source file is the same file: a hard link when both environments link the
+    same file from uv's cache (same size and modification time, what Python checks on import), else a
+    copy stamped with the job's file's time when its bytes are the same (uv copies across file systems).
+    Python checks size and time again on import and recompiles on a mismatch."""
     site = Path(os.environ["ACT_STANDIN_SITE"])
     prefix = os.environ.get("ACT_STANDIN_PYCACHE_PREFIX", "")
     environment = Path(os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv")
@@ -94,32 +96,43 @@ def seed_bytecode() -> int:
             for name in names
             if name.endswith(".pyc")
         )
-    linked = 0
+    linked = copied = 0
     for folder, pyc, name in found:
-        source = target / folder / (name.split(".", 1)[0] + ".py")
+        module = name.split(".", 1)[0] + ".py"
+        own, source = site / folder / module, target / folder / module
         destination = target / folder / "__pycache__" / name
         try:
             with open(pyc, "rb") as handle:
                 header = handle.read(16)
-            stat = source.stat()
+            compiled_for, job_file = own.stat(), source.stat()
         except OSError:
             continue
-        if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:
-            continue  # not a timestamp-checked file
-        mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
-        if (int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF) != (
-            mtime,
-            size,
-        ) or destination.exists():
-            continue
+        if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0 or destination.exists():
+            continue  # not a timestamp-checked file, or the job has one already
+        if header[8:16] != _stamp(compiled_for):
+            continue  # compiled for an older version of the test run's own file
         destination.parent.mkdir(exist_ok=True)
-        try:
-            os.link(pyc, destination)
-        except OSError:
-            shutil.copyfile(pyc, destination)
-        linked += 1
-    log("seed-bytecode", linked=linked, environment=str(target))
+        if header[8:16] == _stamp(job_file):
+            try:
+                os.link(pyc, destination)
+            except OSError:
+                shutil.copyfile(pyc, destination)
+            linked += 1
+        elif job_file.st_size == compiled_for.st_size and source.read_bytes() == own.read_bytes():
+            data = pyc.read_bytes()
+            partial = destination.with_name(destination.name + ".seed")
+            partial.write_bytes(data[:8] + _stamp(job_file) + data[16:])
+            os.replace(partial, destination)
+            copied += 1
+    log("seed-bytecode", linked=linked, copied=copied, environment=str(target))
     return 0
+
+
+def _stamp(stat: os.stat_result) -> bytes:
+    """A source file's modification time and size as a timestamp-checked .pyc header holds them."""
+    return (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (stat.st_size & 0xFFFFFFFF).to_bytes(
+        4, "little"
+    )
 
 
 def main(argv: list[str]) -> int:
