@@ -242,16 +242,20 @@ def test_sensitive_features_are_never_reasons(settings, features, sample_frame):
     for model_type in MODEL_TYPES:
         pipeline, frame = _fit(settings, features, sample_frame, model_type, include_sensitive=True)
         scorer = _scorer(settings, features, pipeline, include_sensitive=True)
-        columns = {name: frame[name].tolist() for name in scorer.input_names}
-        _, values = contributions(pipeline, frame)
-        # they do contribute to the score ...
-        assert np.abs(values[:, [scorer.input_names.index(n) for n in sensitive]]).max() > 0
-        # ... but with every feature a reason (k = all inputs) none of them is ever one
-        scores = scorer.score_columns(columns, top_k=len(scorer.input_names))
-        named = {reason["feature"] for reasons in scores.reasons for reason in reasons}
-        assert named and not named & set(sensitive)
-        as_json = scorer.score_columns(columns, top_k=len(scorer.input_names), as_json=True).reasons
-        assert not {r["feature"] for text in as_json for r in json.loads(text)} & set(sensitive)
+        assert_never_reasons(scorer, pipeline, frame, sensitive)
+
+
+def assert_never_reasons(scorer, pipeline, frame, sensitive: list[str]) -> None:
+    """The sensitive inputs contribute to the explained log-odds, yet with every input a reason (k = all
+    inputs) none of them is ever one, in the reasons and in their JSON text."""
+    columns = {name: frame[name].tolist() for name in scorer.input_names}
+    _, values = contributions(pipeline, frame)
+    assert np.abs(values[:, [scorer.input_names.index(n) for n in sensitive]]).max() > 0
+    scores = scorer.score_columns(columns, top_k=len(scorer.input_names))
+    named = {reason["feature"] for reasons in scores.reasons for reason in reasons}
+    assert named and not named & set(sensitive)
+    as_json = scorer.score_columns(columns, top_k=len(scorer.input_names), as_json=True).reasons
+    assert not {r["feature"] for text in as_json for r in json.loads(text)} & set(sensitive)
 
 
 def test_phrase_falls_back_to_the_description_then_the_name(features):

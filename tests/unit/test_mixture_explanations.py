@@ -25,6 +25,7 @@ from german_credit_scoring.lifecycle.scoring import Scorer
 from german_credit_scoring.lifecycle.transform import build_transformer
 from german_credit_scoring.settings import parse_settings
 from tests.unit.test_compare_and_mitigation import FEATURES, POSITIVE, biased, settings_for
+from tests.unit.test_explain_contributions import assert_never_reasons
 
 MODEL_TYPES = ["logistic_regression", "hist_gradient_boosting"]
 SMALL_TREES = {"max_iter": 15, "max_leaf_nodes": 8}  # fairlearn fits a model per iteration: kept quick
@@ -180,14 +181,8 @@ def test_sensitive_features_are_never_a_mixtures_reasons(tmp_path):
         scorer = _scorer(pipeline, settings, include_sensitive=True)
         assert set(sensitive) <= set(scorer.input_names)
         test = model_frame(biased(400, 3), FEATURES, include_sensitive=True)
-        columns = {name: test[name].tolist() for name in scorer.input_names}
-        _, values = contributions(pipeline, test)
-        # it does contribute to m(x) ...
-        assert np.abs(values[:, [scorer.input_names.index(n) for n in sensitive]]).max() > 0
-        # ... but with every feature a reason (k = all inputs) it is never one
-        scores = scorer.score_columns(columns, top_k=len(scorer.input_names))
-        named = {reason["feature"] for reasons in scores.reasons for reason in reasons}
-        assert named and not named & set(sensitive)
+        # then it contributes to m(x), but with every feature a reason it is never one
+        assert_never_reasons(scorer, pipeline, test, sensitive)
 
 
 def test_a_mixture_with_a_member_without_an_exact_explainer_still_decides(mixed):
