@@ -155,8 +155,9 @@ def local_repositories(project: Path) -> list[str]:
 class Act:
     """One project under act, its stand-in API and its artifact store."""
 
-    def __init__(self, project: Path, work: Path) -> None:
+    def __init__(self, project: Path, work: Path, seed_bytecode: bool = True) -> None:
         self.project = project
+        self.seed_bytecode = seed_bytecode  # off: every job compiles its imports (the benchmark's baseline)
         self.store = work / "store"
         self.store.mkdir(parents=True, exist_ok=True)
         self.work = work
@@ -195,7 +196,7 @@ class Act:
             "ACT_STANDIN_RUN_ID": str(run_id),
             "ACT_STANDIN_UV_DIR": str(STANDINS / "uv-bin"),  # uv, then seed-bytecode after a sync
             "ACT_STANDIN_REAL_UV": uv,
-            "ACT_STANDIN_SITE": sysconfig.get_paths()["purelib"],
+            "ACT_STANDIN_SITE": sysconfig.get_paths()["purelib"] if self.seed_bytecode else "",
             "ACT_STANDIN_PYCACHE_PREFIX": sys.pycache_prefix or "",
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_PYTHON": sys.executable,
