@@ -75,3 +75,35 @@ def test_paths_module_and_dvc_yaml_agree(stages):
         c for c in constants if c not in declared and not any(c.startswith(d + "/") for d in declared)
     }
     assert undeclared == set()
+
+
+def test_the_committed_lock_pins_the_committed_code(root):
+    """Every file in git that a stage depends on is the file dvc.lock pinned: code changed without
+    reproducing is caught here, before the pull request's reproducible check says it."""
+    import hashlib
+    import subprocess
+
+    from german_credit_scoring.gitops import lock
+
+    if not (root / "dvc.lock").is_file():
+        pytest.skip("no dvc.lock yet: the pipeline has not run")
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = set(listed.stdout.decode().split("\0"))
+    pinned = lock.load((root / "dvc.lock").read_text(encoding="utf-8"))
+    code = {dep["path"] for stage in pinned.values() for dep in stage.get("deps", []) or []}
+    if any(path.endswith(".py") and not (root / path).exists() for path in code):
+        pytest.skip("dvc.lock pins code this checkout does not have (renamed before its first run)")
+    stale = [
+        f"{name}: {dep['path']}"
+        for name, stage in pinned.items()
+        for dep in stage.get("deps", []) or []
+        if dep["path"] in tracked
+        and (root / dep["path"]).is_file()
+        and hashlib.md5((root / dep["path"]).read_bytes()).hexdigest() != dep.get("md5")
+    ]
+    assert not stale, (
+        "dvc.lock pins other versions of these dependencies; run `uv run dvc repro` (or take CI's with "
+        f"`uv run mlops take-lock`) and commit dvc.lock: {stale}"
+    )
