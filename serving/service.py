@@ -6,6 +6,9 @@ Run from the project root: ``BENTOML_HOME=.bentoml bentoml serve serving.service
 Endpoints
 - ``POST /predict``        ``{"record": {...}}``    -> decision, probability, reasons, model version, request id
 - ``POST /predict_batch``  ``{"records": [...]}``   -> one decision, probability and reasons per record, in order
+- ``POST /counterfactual`` ``{"record": {...}}``    -> decision, probability and counterfactual hints: the
+  closest changes of one input within the contract that turn the decision (german_credit_scoring.explain.
+  counterfactual); a what-if, so not written to the prediction log (``/predict`` gives the decision of record)
 - ``GET /livez``, ``GET /readyz``, ``GET /metrics`` (Prometheus), ``GET /docs.json`` (OpenAPI):
   built into BentoML.
 
@@ -69,6 +72,7 @@ except ImportError:  # pragma: no cover - exercised in the container image
     sys.path.insert(0, str(ROOT / "src"))
 
 from german_credit_scoring.contract import load_features  # noqa: E402
+from german_credit_scoring.explain.counterfactual import Counterfactuals, RecordHints  # noqa: E402
 from german_credit_scoring.governance.lineage import require_verified  # noqa: E402
 from german_credit_scoring.lifecycle.packaging import MODEL_TAG_ENV  # noqa: E402
 from german_credit_scoring.lifecycle.scoring import Scores, load_scorer  # noqa: E402
@@ -89,6 +93,7 @@ FEATURES = load_features(ROOT / SETTINGS.features)
 INCLUDE_SENSITIVE = SETTINGS.data.use_protected_as_features
 MAX_BATCH = SETTINGS.serving.max_batch_size
 REASONS_TOP_K = int(os.environ.get("SCORING_REASONS_TOP_K") or SETTINGS.serving.reasons_top_k)
+HINTS_TOP_K = int(os.environ.get("SCORING_HINTS_TOP_K") or SETTINGS.serving.hints_top_k)
 MODEL_TAG = os.environ.get(MODEL_TAG_ENV) or f"{SETTINGS.project.slug}:latest"
 SERVICE_NAME = re.sub(r"[^a-z0-9_-]+", "_", SETTINGS.project.slug.lower())
 
@@ -139,6 +144,27 @@ class BatchPrediction(BaseModel):
     predictions: list[ScoredRecord]
 
 
+class Hint(BaseModel):
+    feature: str = Field(description="the input to change (never immutable, sensitive or identifying)")
+    value: str | int | float | None = Field(description="the record's value of it")
+    suggested: str | int | float = Field(description="the value within the contract that turns the decision")
+    probability: float = Field(ge=0, le=1, description="probability of the positive class with that value")
+    decision: str = Field(description="the decision with that value")
+    effort: float = Field(ge=0, description="share of the input's range moved (1 for a category)")
+    phrase: str = Field(description="what the feature means, from the feature definitions")
+
+
+class Counterfactual(BaseModel):
+    request_id: str
+    model_version: str
+    decision: str
+    probability: float = Field(ge=0, le=1)
+    hints: list[Hint] = Field(
+        default_factory=list, description="closest one-input changes, least effort first"
+    )
+    hints_unavailable: str | None = Field(default=None, description="why the record has no hints")
+
+
 def _counter(name: str, documentation: str):
     """Prometheus counters, created once per process after BentoML set up multiprocess metrics."""
     if name not in _COUNTERS:
@@ -171,6 +197,7 @@ class _Scoring:
         self.scorer = load_scorer(self.model.path, FEATURES, INCLUDE_SENSITIVE)
         self._threads = _limit_threads()  # after loading: threadpoolctl caps the pools loaded by now
         self.model_version = self.scorer.version
+        self.hinter = Counterfactuals(self.scorer, HINTS_TOP_K, SETTINGS.serving.hints_for)
         self._version_json = json.dumps(self.model_version).encode()
         self._label_json = {
             label: json.dumps(label).encode()
@@ -262,6 +289,26 @@ class _Scoring:
         request_id, answers = self._answer(ctx, records)
         body = self._head(request_id) + b',"predictions":[' + answers + b"]}"
         return Response(body, media_type="application/json")  # type: ignore[return-value]
+
+    @bentoml.api
+    def counterfactual(self, record: Record, ctx: bentoml.Context) -> Counterfactual:  # type: ignore[valid-type]
+        """What one change of an input, within the contract, would turn this applicant's decision."""
+        columns = as_columns([record], ATTRIBUTES, self.scorer.input_names)
+        scores = self.scorer.score_columns(columns)
+        found = self.hinter.hints(columns, scores.probabilities, scores.decisions)[0]
+        if found is None:  # a decision hints are not given for (serving.hints_for)
+            found = RecordHints([], self.hinter.out_of_scope())
+        request_id = _request_id(ctx)
+        ctx.response.headers["X-Request-ID"] = request_id
+        ctx.response.headers["X-Model-Version"] = self.model_version
+        return Counterfactual(
+            request_id=request_id,
+            model_version=self.model_version,
+            decision=scores.decisions[0],
+            probability=scores.probabilities[0],
+            hints=[Hint(**hint) for hint in found.as_dicts()],
+            hints_unavailable=found.unavailable,
+        )
 
 
 _SERVICE_CONFIG: dict[str, Any] = {

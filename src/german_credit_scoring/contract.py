@@ -37,6 +37,8 @@ class FeatureDefinition(BaseModel):
     sensitive: bool = False
     # identifies a person (a customer number, a name): hashed or dropped before a prediction is logged
     identifying: bool = False
+    # the person cannot change it (age, a past repayment record): never suggested by a counterfactual hint
+    immutable: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureDefinition:

@@ -393,6 +393,7 @@ def infer_features_dict(
             definition["min"], definition["max"] = low, high
         definition["nullable"] = column.nulls > 0
         definition["sensitive"] = name in sensitive
+        definition["immutable"] = False  # the data owners mark what a person cannot change (hints)
         definitions.append(definition)
     if not definitions:
         raise ContractError(f"{profile.source}: the data has no column besides the target")
@@ -616,7 +617,8 @@ _ContractDumper.add_representer(list, _represent_list)
 
 FEATURES_HEADER = (
     "# Feature definitions: the data contract. Drafted by `mlops infer-contract`; review it, add\n"
-    "# descriptions, owners and transformations, and commit it.\n"
+    "# descriptions, owners and transformations, mark what a person cannot change `immutable: true`\n"
+    "# (counterfactual hints never suggest it), and commit it.\n"
 )
 
 

@@ -197,6 +197,11 @@ class ServingSettings(Frozen):
     prediction_log_format: Literal["jsonl", "parquet"] = "jsonl"
     # Reasons per scored record (the top-k contributions towards its decision); 0 turns them off.
     reasons_top_k: Annotated[int, Field(ge=0, le=50)] = 4
+    # Counterfactual hints (``/counterfactual``, ``mlops score --hints``): at most this many one-input
+    # changes within the contract that turn a decision; 0 turns them off. Given for records decided as
+    # ``hints_for`` (``positive``: the positive label, the class the model scores; ``negative``; ``any``).
+    hints_top_k: Annotated[int, Field(ge=0, le=50)] = 3
+    hints_for: Literal["positive", "negative", "any"] = "positive"
     image_registry: str = "ghcr.io"
 
 

@@ -325,6 +325,50 @@ def test_every_answer_is_in_the_prediction_log(served):
     assert logged_reasons == [p["reasons"] for p in answer["predictions"]]
 
 
+def test_counterfactual_hints_turn_the_decision_over_http(served, settings):
+    from german_credit_scoring.explain.counterfactual import changeable
+
+    if settings.serving.hints_top_k == 0:
+        pytest.skip("serving.hints_top_k is 0: hints are off in this project")
+    client, features = served["client"], served["features"]
+    records = json_records(served["test"].head(12), served["columns"])
+    # when each record asks what would turn its decision
+    answers = [
+        client.post("/counterfactual", json={"record": r}, headers={"X-Request-ID": f"what-if-{i}"})
+        for i, r in enumerate(records)
+    ]
+    assert [a.status_code for a in answers] == [200] * len(records)
+    bodies = [a.json() for a in answers]
+    positive = str(settings.data.positive_label)
+    wanted = {"positive": lambda d: d == positive, "negative": lambda d: d != positive, "any": lambda d: True}
+    hinted = 0
+    for record, body in zip(records, bodies, strict=True):
+        # then its decision is /predict's, and a record of a decision hints are not for says so
+        predicted = client.post("/predict", json={"record": record}).json()
+        assert (body["decision"], body["probability"]) == (predicted["decision"], predicted["probability"])
+        if not wanted[settings.serving.hints_for](body["decision"]):
+            assert body["hints"] == [] and "serving.hints_for" in body["hints_unavailable"]
+            continue
+        assert (body["hints_unavailable"] is None) == bool(body["hints"])
+        assert len(body["hints"]) <= settings.serving.hints_top_k
+        for hint in body["hints"]:
+            assert changeable(features.get(hint["feature"])) is None
+            assert hint["value"] == record[hint["feature"]]
+            # the changed record passes the service's contract and gets the hint's answer, another decision
+            changed = client.post("/predict", json={"record": {**record, hint["feature"]: hint["suggested"]}})
+            assert changed.status_code == 200, changed.text
+            answer = changed.json()
+            assert (answer["decision"], answer["probability"]) == (hint["decision"], hint["probability"])
+            assert answer["decision"] != body["decision"]
+            hinted += 1
+    # a what-if is not a decision: nothing of it reaches the prediction log
+    logged = read_prediction_log(served["log_dir"])
+    assert not logged["request_id"].astype(str).str.startswith("what-if-").any()
+    if not any(wanted[settings.serving.hints_for](b["decision"]) for b in bodies):
+        pytest.skip("none of the first 12 test records has a decision hints are given for")
+    assert hinted, "no record with a hinted decision got a hint"
+
+
 def test_drift_check_reads_the_service_log_as_current_data(served, settings, features):
     from german_credit_scoring.monitoring.drift import PROBABILITY, read_current
 

@@ -176,3 +176,57 @@ def test_a_tree_model_scores_with_its_own_probabilities_with_reasons_on_and_off(
         if top_k != "0":
             assert all(r["reasons_unavailable"] is None for r in scored)
             assert any(r["reasons"] for r in scored)
+
+
+def test_hints_are_added_for_the_chosen_decisions(
+    root, settings, features, sample_frame, model_dir, tmp_path, monkeypatch
+):
+    from german_credit_scoring.explain.counterfactual import changeable
+
+    directory, pipeline = model_dir
+    rows = sample_frame.head(30)
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False)
+    out, csv_out = tmp_path / "out.jsonl", tmp_path / "out.csv"
+    # when the file is scored with hints, as JSON lines and as CSV
+    for target in (out, csv_out):
+        args = ("--input", str(source), "--output", str(target), "--model", str(directory), "--hints")
+        assert _run(root, monkeypatch, *args) == 0
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    positive = str(settings.data.positive_label)
+    frame = data.model_frame(rows, features)
+    hinted = 0
+    for index, record in enumerate(scored):
+        decided = record["decision"] == positive
+        if settings.serving.hints_for != "any" and decided != (settings.serving.hints_for == "positive"):
+            # then a row of another decision gets no hints and no reason (it did not ask)
+            assert record["hints"] is None and record["hints_unavailable"] is None
+            continue
+        assert (record["hints_unavailable"] is None) == bool(record["hints"])
+        for hint in record["hints"]:
+            assert changeable(features.get(hint["feature"])) is None
+            changed = frame.iloc[[index]].copy()
+            changed[hint["feature"]] = hint["suggested"]
+            probability = pipeline.predict_proba(data.model_frame(changed, features))[0, 1]
+            assert probability == pytest.approx(hint["probability"], abs=1e-12)
+            assert (probability >= settings.decision_threshold) != decided
+            hinted += 1
+    assert hinted, "no row of 30 got a hint"
+    # the CSV holds the same hints as JSON text
+    from_csv = pd.read_csv(csv_out)["hints"].tolist()
+    assert [None if isinstance(h, float) else json.loads(h) for h in from_csv] == [r["hints"] for r in scored]
+
+
+def test_hints_need_a_positive_hints_top_k(root, settings, model_dir, tmp_path, monkeypatch, capsys):
+    directory, _ = model_dir
+    params = tmp_path / "params.yaml"
+    import re
+
+    text = re.sub(r"(?m)^  hints_top_k:.*\n", "", (root / "params.yaml").read_text())
+    params.write_text(text.replace("serving:\n", "serving:\n  hints_top_k: 0\n", 1))
+    monkeypatch.chdir(root)
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"x": [1]}).to_csv(source, index=False)
+    args = ["--params", str(params), "--input", str(source), "--output", str(tmp_path / "o.csv")]
+    assert score_cli([*args, "--model", str(directory), "--hints"]) == 2
+    assert "serving.hints_top_k is 0" in capsys.readouterr().err

@@ -66,7 +66,7 @@ def test_null_tokens_follow_pandas_and_numbers_are_typed(tmp_path):
     drafted = inference.infer_features_dict(profile, "y")
     assert drafted["features"][0] == {
         "name": "a", "dtype": "int", "description": "", "owner": "", "min": 1.0, "max": 3.0,
-        "nullable": True, "sensitive": False,
+        "nullable": True, "sensitive": False, "immutable": False,
     }  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """``mlops score``: batch scoring of a data file with the approved model, each record with its reasons.
 
     uv run mlops score --input data/raw/new.csv --output scored.jsonl [--model models/approved] [--top-k 4]
+                       [--hints]
 
 Every row is checked against the service's input contract first (``serving_contract``: types, declared
 categories, ranges, required fields); any problem stops the command with exit code 2 and names the
@@ -10,7 +11,10 @@ are passed through to the output untouched.
 The output (``.jsonl``, ``.csv`` or ``.parquet``, by extension; written atomically) has one row per input
 row, in order: the passed-through columns, ``probability``, ``decision``, ``reasons`` (feature, value,
 signed contribution to the log-odds, phrase; JSON text in CSV and Parquet) and ``reasons_unavailable``
-(why a row has no reasons; its decision stands). Scoring and reasons are those of the service
+(why a row has no reasons; its decision stands). With ``--hints``, also ``hints`` (the closest changes of
+one input within the contract that turn the decision, ``explain.counterfactual``; JSON text in CSV and
+Parquet) and ``hints_unavailable``, for rows decided as ``serving.hints_for`` says (empty for the others).
+Scoring and reasons are those of the service
 (``Scorer.score_columns``), so a file scored here and the same records sent to ``/predict_batch`` agree.
 """
 
@@ -33,6 +37,7 @@ def score_file(
     settings,
     features,
     top_k: int,
+    hints_top_k: int = 0,
 ) -> int:
     """Score ``input_path`` into ``output_path``; returns the number of rows. Raises DataError on bad input."""
     import pandas as pd
@@ -54,6 +59,11 @@ def score_file(
         raise DataError(f"{output_path}: unknown output format {suffix!r}; use .jsonl, .csv or .parquet")
     include = settings.data.use_protected_as_features
     scorer = load_scorer(model_dir, features, include)
+    hinter = None
+    if hints_top_k > 0:
+        from german_credit_scoring.explain.counterfactual import Counterfactuals
+
+        hinter = Counterfactuals(scorer, hints_top_k, settings.serving.hints_for)
     frame = whole_floats_as_ints(read_table(input_path), features)
     declared = [name for name in features.names if name in frame.columns]
     missing = [
@@ -91,6 +101,10 @@ def score_file(
         if scores.reasons is not None:
             part["reasons"] = scores.reasons
             part["reasons_unavailable"] = scores.unexplained
+        if hinter is not None:
+            found = hinter.hints(columns, scores.probabilities, scores.decisions)
+            part["hints"] = [None if f is None else f.as_dicts() for f in found]
+            part["hints_unavailable"] = [None if f is None else f.unavailable for f in found]
         outputs.append(part)
     result = pd.concat(outputs, ignore_index=True) if outputs else pd.DataFrame()
     if suffix == ".jsonl":
@@ -98,8 +112,9 @@ def score_file(
         lines = [json.dumps(row, default=_native) for row in plain.to_dict("records")]
         io.write_text(output_path, "".join(line + "\n" for line in lines))
         return len(result)
-    if "reasons" in result:
-        result["reasons"] = [json.dumps(r) for r in result["reasons"]]
+    for key in ("reasons", "hints"):
+        if key in result:
+            result[key] = [None if r is None else json.dumps(r) for r in result[key]]
     if suffix == ".csv":
         io.write_with(output_path, lambda tmp: result.to_csv(tmp, index=False))
     else:
@@ -146,6 +161,11 @@ def score_cli(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--top-k", type=int, default=None, help="reasons per record (serving.reasons_top_k)")
+    parser.add_argument(
+        "--hints",
+        action="store_true",
+        help="add counterfactual hints (serving.hints_top_k of them, for decisions serving.hints_for names)",
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         settings = load_settings(args.params)
@@ -153,7 +173,10 @@ def score_cli(argv: Sequence[str] | None = None) -> int:
         top_k = settings.serving.reasons_top_k if args.top_k is None else args.top_k
         if top_k < 0:
             raise ProjectError(f"--top-k must be 0 or more, got {top_k}")
-        rows = score_file(args.input, args.output, args.model, settings, features, top_k)
+        hints = settings.serving.hints_top_k if args.hints else 0
+        if args.hints and hints == 0:
+            raise ProjectError("--hints: serving.hints_top_k is 0 in the params file; set it to 1 or more")
+        rows = score_file(args.input, args.output, args.model, settings, features, top_k, hints)
     except ProjectError as error:
         print(f"mlops score: {error}", file=sys.stderr)
         return 2
