@@ -16,7 +16,9 @@ shared machine), concurrency 8 as a burst per server:
 - single-row /predict at concurrency 1 and 8: p50, p99, requests/s;
 - /predict_batch with 1,000-row batches: rows/s (not for the empty service);
 - in-process: the scorer on 1 row and 1,000 rows, with and without reasons (as JSON, the service's
-  path), and the pipeline alone, with the service's thread cap (``SCORING_THREADS``, 1).
+  path), and the pipeline alone, with the service's thread cap (``SCORING_THREADS``, 1);
+- counterfactual hints (``serving.hints_for``'s records): in process for 1 and 100 records, scoring
+  included, and ``/counterfactual`` at concurrency 1.
 The load average (1 minute) before and after is recorded: the machine is shared, figures on a loaded
 machine are not comparable. Every loop is bounded in count and time; the servers are always stopped.
 Targets (2 cores): with reasons, p50 <= 5 ms at concurrency 1 and >= 200 requests/s at concurrency 8;
@@ -311,6 +313,30 @@ def main(argv: list[str] | None = None) -> int:
             scorer.pipeline.predict_proba(frame)
             pipeline_only.append(time.perf_counter() - start)
         results["in_process_pipeline_only_1_row"] = _percentiles(pipeline_only)
+        # Counterfactual hints of records whose decision gets them (serving.hints_for), scoring included
+        from german_credit_scoring.explain.counterfactual import Counterfactuals
+
+        hinter = Counterfactuals(scorer, settings.serving.hints_top_k or 3, settings.serving.hints_for)
+        names = scorer.input_names
+        everyone = scorer.score_columns({name: [row.get(name) for row in batch] for name in names})
+        hinted_rows = [row for row, d in zip(batch, everyone.decisions, strict=True) if hinter.wanted(d)]
+        for label, rows, repeat in (
+            ("in_process_counterfactual_1_row", hinted_rows[:1], 100),
+            ("in_process_counterfactual_100_rows", hinted_rows[:100], 5),
+        ):
+            if not rows:
+                continue
+            columns = {name: [row.get(name) for row in rows] for name in names}
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                scores = scorer.score_columns(columns)
+                hinter.hints(columns, scores.probabilities, scores.decisions)
+                times.append(time.perf_counter() - start)
+            results[label] = {
+                **_percentiles(times),
+                "rows_per_s": round(len(rows) / float(np.median(times)), 1),
+            }
         results["fast_path"] = scorer.fast is not None
         threads.restore_original_limits()
 
@@ -363,6 +389,17 @@ def main(argv: list[str] | None = None) -> int:
                 {name: base for name, (_, base) in servers.items()}, singles, batches, batch_size
             )
             results.update(measured)
+            if hinted_rows:  # /counterfactual at concurrency 1, on records whose decision gets hints
+                payloads = [
+                    json.dumps({"record": hinted_rows[i % len(hinted_rows)]}).encode() for i in range(100)
+                ]
+                base = servers["reasons_on"][1]
+                _load(base, "/counterfactual", payloads[:5], 1, 30)  # warm-up
+                run = _load(base, "/counterfactual", payloads, 1, 60)
+                results["counterfactual_concurrency_1"] = {
+                    **_percentiles(run["latencies"]),
+                    "errors": run["errors"],
+                }
         finally:
             for process, _ in servers.values():
                 _stop(process)

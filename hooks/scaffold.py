@@ -886,8 +886,10 @@ def _readme_passage(key: str, body: str, data: DataAnswers, data_rel: str) -> st
     protected = ", ".join(f"`{p}`" for p in data.protected) or "none declared"
     if key == "lead":
         return f"A model that scores `{data.target}` = `{data.positive_label}` in `{data_rel}`,"
-    if key in {"title", "proxy", "mitigation"}:  # proxy/mitigation: the sample's measured figures
+    if key in {"title", "proxy", "mitigation", "hints-cost"}:  # the sample's measured figures
         return ""
+    if key == "immutable":  # the sample's choice of immutable inputs; a drafted contract marks none
+        return "(a drafted contract marks none: the data owners decide)"
     if key == "cost":
         return " (cost matrix in `params.yaml: evaluation.cost`)"
     if key == "drift":  # commands naming a sample column: let the simulator pick the data's own

@@ -137,6 +137,7 @@ def test_the_scorer_gives_reasons_only_where_the_members_lean_with_the_mixtures_
     _, settings, pipeline, test = mixed
     scorer = _scorer(pipeline, settings)
     assert scorer.unexplainable is None and scorer.fast is None  # its score is its own predict_proba
+    assert scorer.fast_matrix is not None  # on the verified numpy matrix its explanation reuses
     columns = {name: test[name].tolist() for name in scorer.input_names}
     # when scored with reasons on (as the service and ``mlops score`` do)
     scores = scorer.score_columns(columns, top_k=3)

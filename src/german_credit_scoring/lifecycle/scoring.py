@@ -20,8 +20,10 @@ per record (``explain.reasons``). A model that cannot be explained exactly, or a
 contributions do not reproduce its score, still gets its decision, with the reason it has none.
 
 A fairness mixture (``explain.mitigation.MixtureClassifier``) has no ``decision_function``: its score
-is its own ``predict_proba`` through the pipeline (no fast path), and what is explained, and checked
-for additivity, is its weighted mean member log-odds m(x) (``explain.contributions.MixtureContributions``).
+is its own ``predict_proba``, on the verified numpy transformer's matrix when there is one
+(``Scorer.fast_matrix``; the same matrix as the pipeline's, so the same score), which its explanation
+then reuses; what is explained, and checked for additivity, is its weighted mean member log-odds m(x)
+(``explain.contributions.MixtureContributions``).
 A record whose m(x) leans against the mixture's decision gets no reasons (``UNFAITHFUL`` says why).
 """
 
@@ -93,6 +95,8 @@ class Scorer:
     version: str
 
     fast: Any = field(default=None, init=False, repr=False)  # FastTransformer when verified
+    # a fairness mixture's verified FastTransformer (no decision_function: scored by its predict_proba)
+    fast_matrix: Any = field(default=None, init=False, repr=False)
     explainer: Any = field(default=None, init=False, repr=False)  # PipelineExplainer when possible
     unexplainable: str | None = field(default=None, init=False)  # why the model has no explanations
     _reason_codes: Any = field(default=None, init=False, repr=False)
@@ -136,11 +140,13 @@ class Scorer:
             same = False
         if not same:
             log.warning("the numpy transformer differs from scikit-learn's on probe records; not used")
-        elif hasattr(self.pipeline[-1], "decision_function"):  # the score is expit(decision_function)
+            return
+        self._fortran = bool(expected.flags.f_contiguous and not expected.flags.c_contiguous)
+        if hasattr(self.pipeline[-1], "decision_function"):  # the score is expit(decision_function)
             self.fast = fast
-            self._fortran = bool(expected.flags.f_contiguous and not expected.flags.c_contiguous)
             self.table_margins = self._verify_margins(expected)
-        # else (a fairness mixture): its score is its own predict_proba, through the pipeline
+        else:  # a fairness mixture: its own predict_proba, on the matrix the explanation reuses
+            self.fast_matrix = fast
 
     def _verify_margins(self, probe: np.ndarray) -> bool:
         """Whether the explainer's log-odds (``PipelineExplainer.margins``) equal the estimator's
@@ -200,14 +206,20 @@ class Scorer:
 
     def model_matrix(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
         """The estimator's input matrix of column-wise records (the fast path when verified)."""
-        if self.fast is not None:
-            return self.fast.transform(columns)
+        fast = self.fast if self.fast is not None else self.fast_matrix
+        if fast is not None:
+            matrix = fast.transform(columns)
+            return np.asfortranarray(matrix) if self._fortran else matrix
         return np.asarray(self.pipeline[0].transform(self.frame(columns)), dtype=np.float64)
 
     def margins_and_probabilities(self, columns: Mapping[str, Sequence[Any]]) -> tuple[Any, np.ndarray]:
         """``((model matrix, log-odds, prepared) or None, probabilities)``: the triple only on the fast
         path; ``prepared`` is the explainer's own pass over the model (``table_margins``) or ``None``."""
         if self.fast is None:
+            if self.fast_matrix is not None:  # a mixture: one transform serves its score and its explanation
+                matrix = self.model_matrix(columns)
+                probabilities = np.asarray(self.pipeline[-1].predict_proba(matrix), dtype=np.float64)[:, 1]
+                return (matrix, None, None), probabilities
             return None, np.asarray(self.predict_frame(self.frame(columns)), dtype=np.float64)
         from scipy.special import expit
 
