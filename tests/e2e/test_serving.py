@@ -331,7 +331,11 @@ def test_counterfactual_hints_turn_the_decision_over_http(served, settings):
     if settings.serving.hints_top_k == 0:
         pytest.skip("serving.hints_top_k is 0: hints are off in this project")
     client, features = served["client"], served["features"]
-    records = json_records(served["test"].head(12), served["columns"])
+    # given the 12 test records nearest the threshold (both decisions): the ones one change can turn
+    test = served["test"]
+    frame = data.model_frame(test, features, settings.data.use_protected_as_features)
+    distance = abs(served["pipeline"].predict_proba(frame)[:, 1] - settings.decision_threshold)
+    records = json_records(test.iloc[sorted(distance.argsort(kind="stable")[:12])], served["columns"])
     # when each record asks what would turn its decision
     answers = [
         client.post("/counterfactual", json={"record": r}, headers={"X-Request-ID": f"what-if-{i}"})
@@ -365,7 +369,7 @@ def test_counterfactual_hints_turn_the_decision_over_http(served, settings):
     logged = read_prediction_log(served["log_dir"])
     assert not logged["request_id"].astype(str).str.startswith("what-if-").any()
     if not any(wanted[settings.serving.hints_for](b["decision"]) for b in bodies):
-        pytest.skip("none of the first 12 test records has a decision hints are given for")
+        pytest.skip("none of the 12 records nearest the threshold has a decision hints are given for")
     assert hinted, "no record with a hinted decision got a hint"
 
 

@@ -43,6 +43,14 @@ def model_dir(tmp_path_factory, settings, features, sample_frame):
     )
 
 
+def _sample_file(sample_frame, tmp_path, rows: int = 30):
+    """The project's first ``rows`` data rows, as a CSV file to score: ``(rows, path)``."""
+    head = sample_frame.head(rows)
+    source = tmp_path / "in.csv"
+    head.to_csv(source, index=False)
+    return head, source
+
+
 def _run(root, monkeypatch, *args) -> int:
     monkeypatch.chdir(root)
     return score_cli(["--params", str(root / "params.yaml"), *args])
@@ -52,9 +60,7 @@ def test_scored_file_has_every_row_with_reasons(
     root, settings, features, sample_frame, model_dir, tmp_path, monkeypatch
 ):
     directory, pipeline = model_dir
-    rows = sample_frame.head(30)
-    source = tmp_path / "in.csv"
-    rows.to_csv(source, index=False)
+    rows, source = _sample_file(sample_frame, tmp_path)
     out = tmp_path / "out.jsonl"
     assert (
         _run(root, monkeypatch, "--input", str(source), "--output", str(out), "--model", str(directory)) == 0
@@ -184,9 +190,10 @@ def test_hints_are_added_for_the_chosen_decisions(
     from german_credit_scoring.explain.counterfactual import changeable
 
     directory, pipeline = model_dir
-    rows = sample_frame.head(30)
-    source = tmp_path / "in.csv"
-    rows.to_csv(source, index=False)
+    # given the 30 rows nearest the threshold (both decisions, whatever the data's balance)
+    probabilities = pipeline.predict_proba(data.model_frame(sample_frame, features))[:, 1]
+    nearest = np.sort(np.argsort(np.abs(probabilities - settings.decision_threshold), kind="stable")[:30])
+    rows, source = _sample_file(sample_frame.iloc[nearest], tmp_path)
     out, csv_out = tmp_path / "out.jsonl", tmp_path / "out.csv"
     # when the file is scored with hints, as JSON lines and as CSV
     for target in (out, csv_out):

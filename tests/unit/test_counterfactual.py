@@ -74,8 +74,16 @@ def pipeline_probability(pipeline, scorer: Scorer, record: dict) -> float:
     return float(pipeline.predict_proba(scorer.frame({k: [v] for k, v in record.items()}))[0, 1])
 
 
+def near_threshold(scorer: Scorer, frame, rows: int = ROWS):
+    """The ``rows`` records whose probability lies nearest the threshold, both decisions (whatever the
+    data's balance): the ones a change of one input can turn."""
+    probabilities = np.asarray(scorer.column_probabilities(columns_of(scorer, frame)))
+    order = np.argsort(np.abs(probabilities - scorer.threshold), kind="stable")[:rows]
+    return frame.iloc[np.sort(order)]
+
+
 def hinted(scorer: Scorer, sample_frame, top_k: int = 3, hints_for: str = "any"):
-    rows = sample_frame.head(ROWS)
+    rows = near_threshold(scorer, sample_frame)
     columns = columns_of(scorer, rows)
     scores = scorer.score_columns(columns)
     hints = Counterfactuals(scorer, top_k, hints_for).hints(columns, scores.probabilities, scores.decisions)
