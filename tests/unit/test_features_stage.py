@@ -81,10 +81,11 @@ def test_stage_writes_tables_transformer_and_report(root, settings, features, sp
     include = settings.data.use_protected_as_features
     assert transformer.transform(model_frame(test, features, include)).shape[0] == len(test)
     report = paths.FEATURES_MD.read_text()
-    assert (
-        "| Feature | Type | Domain | Transformation | Sensitive | Used by the model | Owner | Description |"
-        in report
-    )
+    header = "| Feature | Type | Domain | Transformation | Sensitive | Immutable (never a hint) | Used by the model |"
+    assert header in report
     for feature in features.features:
-        assert f"`{feature.name}`" in report
+        # each feature's row says whether it is sensitive and whether a hint may change it
+        row = next(line for line in report.splitlines() if line.startswith(f"| `{feature.name}` |"))
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        assert cells[4:6] == ["yes" if feature.sensitive else "no", "yes" if feature.immutable else "no"]
     assert not list(tmp_path.rglob(".*.tmp"))  # atomic writes left nothing behind

@@ -71,6 +71,7 @@ def feature_rows(features: FeatureSet, include_sensitive: bool) -> list[dict[str
                 "domain": domain,
                 "transformation": feature.effective_transformation,
                 "sensitive": feature.sensitive,
+                "immutable": feature.immutable,
                 "used": feature.name in inputs,
                 "owner": feature.owner,
                 "description": feature.description,
