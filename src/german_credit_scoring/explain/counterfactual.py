@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from german_credit_scoring.contract import FeatureDefinition
-from german_credit_scoring.explain.reasons import phrase
+from german_credit_scoring.explain.reasons import json_plain, phrase
 
 GRID = 17  # values scored across a numeric input's range before the bisection
 FLOAT_RESOLUTION = 1e-4  # a float input's bisection stops within this share of its range
@@ -205,7 +205,7 @@ class Counterfactuals:
             found.setdefault(row, []).append(
                 Hint(
                     feature=feature.name,
-                    value=_plain(value),
+                    value=json_plain(value),
                     suggested=suggested,
                     probability=float(probability),
                     decision=decision,
@@ -343,11 +343,3 @@ def _finite(value: Any) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value

@@ -37,7 +37,7 @@ def phrase(feature: FeatureDefinition) -> str:
 _PLAIN = frozenset({str, int, NoneType})
 
 
-def _plain(value: Any) -> Any:
+def json_plain(value: Any) -> Any:
     """A JSON-friendly value (numpy scalars and NaN become Python values and ``None``)."""
     if value is None:
         return None
@@ -108,7 +108,7 @@ class ReasonCodes:
             [
                 {
                     "feature": name,
-                    "value": value if type(value) in plain else _plain(value),
+                    "value": value if type(value) in plain else json_plain(value),
                     "contribution": contribution,
                     "phrase": text,
                 }
@@ -254,4 +254,4 @@ def _json_values(items: list[Any]) -> list[str]:
     try:
         return _json_texts(items)
     except TypeError:  # not JSON serialisable as is: a numpy scalar
-        return _json_texts([_plain(item) for item in items])
+        return _json_texts([json_plain(item) for item in items])

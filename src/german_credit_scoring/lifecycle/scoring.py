@@ -223,9 +223,7 @@ class Scorer:
             return None, np.asarray(self.predict_frame(self.frame(columns)), dtype=np.float64)
         from scipy.special import expit
 
-        matrix = self.fast.transform(columns)
-        if self._fortran:
-            matrix = np.asfortranarray(matrix)
+        matrix = self.model_matrix(columns)
         margins = prepared = None
         if self.table_margins:  # None for a record with a missing value: then the estimator's own
             margins, prepared = self.explainer.margins(matrix)
