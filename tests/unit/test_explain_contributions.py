@@ -462,6 +462,56 @@ def test_tree_tables_work_in_passes(settings, features, sample_frame, monkeypatc
     )
 
 
+def test_compiled_sums_are_the_numpy_sums_and_do_not_depend_on_the_batch(settings, features, sample_frame):
+    from german_credit_scoring.explain import kernels
+
+    # given the tree model's tables, summed by the compiled loop (numba is a dependency)
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=40)
+    explainer = PipelineExplainer(pipeline, list(frame.columns))
+    tree = explainer.explainer
+    assert kernels.table_sums is not None and tree.kernel is kernels.table_sums
+    matrix = explainer.transformer_matrix(frame)
+    _, cells = tree.margins(matrix)
+    compiled = tree._tables(cells)
+    # when the same cells are summed by the numpy path (take and bincount)
+    tree.kernel = None
+    counted = tree._tables(cells)
+    # then both give the same contributions, which reproduce the log-odds
+    np.testing.assert_allclose(compiled, counted, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        tree.base_value + compiled.sum(axis=1), pipeline[-1].decision_function(matrix), rtol=0, atol=1e-9
+    )
+    # and a record's contributions alone are its contributions in the batch, bit for bit
+    tree.kernel = kernels.table_sums
+    for row in (0, 17, len(frame) - 1):
+        assert np.array_equal(tree._tables(cells[:, row : row + 1]), compiled[row : row + 1])
+
+
+def test_without_numba_trees_are_explained_by_numpy(settings, features, sample_frame, monkeypatch):
+    import importlib
+    import sys
+
+    from german_credit_scoring.explain import kernels
+
+    pipeline, frame = _fit(settings, features, sample_frame, "hist_gradient_boosting", max_iter=25)
+    matrix = PipelineExplainer(pipeline, list(frame.columns)).transformer_matrix(frame.head(50))
+    expected = PipelineExplainer(pipeline, list(frame.columns)).contributions(matrix)
+    # given a platform where numba cannot be imported
+    monkeypatch.setitem(sys.modules, "numba", None)
+    try:
+        importlib.reload(kernels)
+        assert kernels.table_sums is None
+        # when a tree model is explained
+        explainer = PipelineExplainer(pipeline, list(frame.columns))
+        # then it uses the numpy path, to the same contributions
+        assert explainer.explainer.kernel is None
+        np.testing.assert_allclose(explainer.contributions(matrix), expected, rtol=0, atol=1e-12)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(kernels)
+    assert kernels.table_sums is not None
+
+
 def test_tables_per_input_sum_the_model_columns_of_each_input(settings, features, sample_frame):
     from german_credit_scoring.explain.contributions import TreeContributions
 

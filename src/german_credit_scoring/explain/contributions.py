@@ -472,9 +472,9 @@ class TreeContributions:
     of its exact Shapley values (``_PathLeaves`` on one representative record per cell, built once)
     and its leaf value per cell. A batch costs one ``searchsorted`` per feature, each tree's cell per
     record (``cells``: one look-up per (feature, tree) in a small table, summed per tree) and then one
-    row per (tree, record), copied whole (``numpy.take`` of fixed-size rows: trees with the same number
-    of features share a table) and summed per output column with one ``bincount``: no per-leaf work
-    at request time.
+    row per (tree, record) added into its outputs, tree after tree, by a compiled loop
+    (``explain.kernels``; without numba, ``numpy.take`` of fixed-size rows, trees with the same number of
+    features sharing a table, and one ``bincount`` per output column): no per-leaf work at request time.
 
     The same cells give the model's own log-odds (``margins``): each tree's leaf value, added in
     scikit-learn's order (its baseline, then tree after tree), bit for bit ``decision_function``, so
@@ -564,6 +564,9 @@ class TreeContributions:
             else:
                 rest.append(tree)
         self.rest = _PathLeaves(rest, width, table_depth) if rest else None
+        from german_credit_scoring.explain import kernels  # numba's import (~1.5 s) at load, not per request
+
+        self.kernel = kernels.table_sums  # None: the numpy path (no numba; the tests' oracle)
         self.cell_trees = sum(1 for entry in celled if entry.features.size)
         # margins from the tables need every tree, in order (a tree left out breaks scikit-learn's sum)
         self.predicts = self.rest is None and baseline.size == 1
@@ -617,6 +620,7 @@ class TreeContributions:
         self.position = np.empty(len(celled), dtype=np.intp)
         self.position[order] = np.arange(len(celled))
         leaf_parts: list[np.ndarray] = []
+        tables: list[np.ndarray] = []  # per group, its trees' rows
         # per group: (outputs per tree, first and last tree in layout order, rows, each tree's outputs)
         self.groups: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
         luts: dict[int, list[tuple[int, np.ndarray]]] = {row: [] for row in range(len(used))}
@@ -663,10 +667,22 @@ class TreeContributions:
                     below = np.concatenate([[0], np.searchsorted(cuts[j], self.edges[row], side="right")])
                     luts[row].append((t, (below * weight[j] * stride[j]).astype(np.int32)))
             if size:
-                table = np.ascontiguousarray(np.concatenate(blocks), dtype=np.float64)
-                rows = table.view(np.dtype((np.void, 8 * size))).reshape(-1)  # a row is one item
                 first, last = int(self.position[members[0]]), int(self.position[members[-1]]) + 1
-                self.groups.append((size, first, last, rows, np.stack(columns)))
+                tables.append(np.concatenate(blocks).ravel())
+                self.groups.append((size, first, last, np.empty(0), np.stack(columns)))
+        # every group's table in one array (the compiled loop's), each group's rows a view of it
+        self.flat = np.ascontiguousarray(np.concatenate(tables) if tables else np.zeros(0), dtype=np.float64)
+        starts = np.zeros(len(celled), dtype=np.int64)  # per tree (layout order): its group's first value
+        widths = np.zeros(len(celled), dtype=np.int64)  # ... its row's width (0: no table)
+        slots = np.zeros((len(celled), max([1] + [g[0] for g in self.groups])), dtype=np.int64)
+        offset = 0
+        for k, (size, first, last, _, outputs) in enumerate(self.groups):
+            part = self.flat[offset : offset + tables[k].size]
+            rows = part.view(np.dtype((np.void, 8 * size))).reshape(-1)  # a row is one item
+            self.groups[k] = (size, first, last, rows, outputs)
+            starts[first:last], widths[first:last], slots[first:last, :size] = offset, size, outputs
+            offset += tables[k].size
+        self.kernel_layout = (starts, widths, slots)
         self.leaf = np.concatenate(leaf_parts) if leaf_parts else np.zeros(0)  # in layout order
         self.leaf_first = (global_first - first_cell)[order][:, None]  # cell in group table -> leaf table
         # per used column, its pairs' look-up tables (pairs x bins) and the trees they add to (layout rows)
@@ -821,8 +837,18 @@ class TreeContributions:
         return out
 
     def _tables(self, cells: np.ndarray) -> np.ndarray:
-        """Contributions of the tabled trees ``(n, outputs)`` from the records' ``cells``: per pass and
-        group, every tree's row per record copied whole, summed per output by one ``bincount``."""
+        """Contributions of the tabled trees ``(n, outputs)`` from the records' ``cells``: each tree's row
+        per record added into its outputs by the compiled loop (``kernels.table_sums``), or by numpy
+        without numba (``_tables_numpy``)."""
+        if self.kernel is None:
+            return self._tables_numpy(cells)
+        sums = np.zeros((self.outputs, cells.shape[1]), dtype=np.float64)
+        self.kernel(np.asarray(cells, dtype=np.intp), self.flat, *self.kernel_layout, sums)
+        return np.ascontiguousarray(sums.T)
+
+    def _tables_numpy(self, cells: np.ndarray) -> np.ndarray:
+        """``_tables`` in numpy (and its oracle in the tests): per pass and group, every tree's row per
+        record copied whole, summed per output by one ``bincount``."""
         n = cells.shape[1]
         out = np.zeros((n, self.outputs), dtype=np.float64)
         for i in range(0, n, ROWS_PER_PASS):
