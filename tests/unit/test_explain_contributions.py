@@ -275,7 +275,8 @@ def test_reason_codes_keep_only_contributions_towards_the_decision(features):
     assert [r["feature"] for r in out[1]] == [names[1]]
 
 
-def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+def test_reasons_json_encodes_any_value_as_the_dicts_do(features, compiled):
     # given values JSON text must escape or turn into null: separators, newlines, quotes, NaN,
     # infinities and numpy scalars, and records with no reason at all
     inputs = features.model_inputs()
@@ -285,28 +286,30 @@ def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
     category = next(f for f in inputs if f.allowed_values)
     rest = sorted((f for f in inputs if f is not category), key=lambda f: not f.is_numeric)
     names = [f.name for f in [category, *rest]][:3]
-    codes = ReasonCodes(features, names, top_k=2)
+    codes = ReasonCodes(features, names, top_k=2, compiled=compiled)
+    assert codes.compiled == compiled  # numba is a dependency
+    # (twice over: a batch of 10 is past SMALL_BATCH, written by the compiled loop or numpy's object array)
     values = {
-        names[0]: ["a, b", 'line\nbreak "quoted"', float("nan"), np.int64(7), "é"],
-        names[1]: [np.float64(1.5), float("inf"), None, 3, np.nan],
-        names[2]: [1, 2, 3, 4, 5],
+        names[0]: ["a, b", 'line\nbreak "quoted"', float("nan"), np.int64(7), "é"] * 2,
+        names[1]: [np.float64(1.5), float("inf"), None, 3, np.nan] * 2,
+        names[2]: [1, 2, 3, 4, 5] * 2,
     }
     contributions = np.array(
-        [[0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [-0.1, -0.2, -0.3], [1e-20, 2.5e6, 0.0]]
+        [[0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [0.5, 0.25, -1.0], [-0.1, -0.2, -0.3], [1e-20, 2.5e6, 0.0]] * 2
     )
-    towards = [True, True, True, True, True]
-    # when they are encoded as JSON text (as a batch, and record by record)
+    towards = [True] * 10
+    # when they are encoded as JSON text (as a batch, and record by record in plain Python)
     texts = codes.reasons_json(contributions, towards, values)
     one_by_one = [
         codes.reasons_json(
             contributions[i : i + 1], towards[i : i + 1], {n: v[i : i + 1] for n, v in values.items()}
         )[0]
-        for i in range(5)
+        for i in range(10)
     ]
     assert one_by_one == texts
     # then each record's text decodes to its reasons as dicts (non-finite values as null)
     dicts = codes.reasons(contributions, towards, values)
-    assert len(texts) == 5 and texts[3] == b"[]"
+    assert len(texts) == 10 and texts[3] == texts[8] == b"[]"
     for text, expected in zip(texts, dicts, strict=True):
         decoded = json.loads(text)
         for reason in expected:
@@ -321,9 +324,10 @@ def test_reasons_json_encodes_any_value_as_the_dicts_do(features):
     assert [r["contribution"] for r in json.loads(texts[0])] == [0.5, 0.25]
 
 
-def test_reason_contributions_are_the_contributions_to_nine_decimals(features):
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+def test_reason_contributions_are_the_contributions_to_nine_decimals(features, compiled):
     names = [f.name for f in features.model_inputs()][:2]
-    codes = ReasonCodes(features, names, top_k=2)
+    codes = ReasonCodes(features, names, top_k=2, compiled=compiled)
     rng = np.random.default_rng(7)
     contributions = rng.normal(scale=3.0, size=(500, 2)) * rng.choice([1e-9, 1e-4, 1.0, 40.0], size=(500, 1))
     towards = contributions[:, 0] > 0
@@ -347,6 +351,24 @@ def test_reason_contributions_are_the_contributions_to_nine_decimals(features):
             exact = contributions[row, names.index(reason["feature"])]
             assert abs(reason["contribution"] - exact) <= 5e-10 + 1e-15 * abs(exact)
             assert reason["contribution"] == round(float(exact), 9)
+
+
+def test_compiled_reason_text_is_the_numpy_text_byte_for_byte(settings, features, sample_frame):
+    # given the project's own records and contributions, every input a possible reason
+    names = [f.name for f in features.model_inputs()]
+    columns = {name: sample_frame[name].tolist() for name in names}
+    rng = np.random.default_rng(3)
+    contributions = rng.normal(scale=0.4, size=(len(sample_frame), len(names)))
+    towards = rng.random(len(sample_frame)) < 0.5
+    # when both paths write the reasons' JSON text
+    compiled = ReasonCodes(features, names, top_k=4, compiled=True)
+    plain = ReasonCodes(features, names, top_k=4)
+    assert compiled.compiled and not plain.compiled
+    # then the texts are the same bytes, and they are the reasons
+    texts = compiled.reasons_json(contributions, towards, columns)
+    assert texts == plain.reasons_json(contributions, towards, columns)
+    dicts = plain.reasons(contributions, towards, columns)
+    assert [json.loads(text) for text in texts[:50]] == json.loads(json.dumps(dicts[:50]))
 
 
 def test_a_model_without_an_exact_explainer_still_decides(settings, features, sample_frame):
@@ -485,6 +507,10 @@ def test_compiled_sums_are_the_numpy_sums_and_do_not_depend_on_the_batch(setting
     tree.kernel = kernels.table_sums
     for row in (0, 17, len(frame) - 1):
         assert np.array_equal(tree._tables(cells[:, row : row + 1]), compiled[row : row + 1])
+    # and a tree model's reasons are written by the compiled loop too, a linear model's by numpy
+    assert explainer.compiled
+    linear, _ = _fit(settings, features, sample_frame, "logistic_regression")
+    assert not PipelineExplainer(linear, list(frame.columns)).compiled
 
 
 def test_without_numba_trees_are_explained_by_numpy(settings, features, sample_frame, monkeypatch):

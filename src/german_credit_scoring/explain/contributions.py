@@ -1070,6 +1070,15 @@ class PipelineExplainer:
     def base_value(self) -> float:
         return self.explainer.base_value
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the explainer runs numba's loops (a tree model, or a mixture with one): then the
+        reasons' text is written by them too (``ReasonCodes(compiled=True)``), numba being loaded anyway."""
+        members = (
+            self.explainer.members if isinstance(self.explainer, MixtureContributions) else [self.explainer]
+        )
+        return any(getattr(member, "kernel", None) is not None for member in members)
+
     def log_odds(self, matrix: np.ndarray) -> np.ndarray:
         """The log-odds explained: the estimator's ``decision_function``; a mixture's m(x)."""
         if isinstance(self.explainer, MixtureContributions):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from types import NoneType
 from typing import Any
 
@@ -51,13 +52,40 @@ def json_plain(value: Any) -> Any:
 class ReasonCodes:
     """Turns contributions ``(n, inputs)`` into each record's top-k reasons."""
 
-    def __init__(self, features: FeatureSet, input_names: Sequence[str], top_k: int) -> None:
+    def __init__(
+        self, features: FeatureSet, input_names: Sequence[str], top_k: int, compiled: bool = False
+    ) -> None:
+        """``compiled``: write the JSON text with ``explain.kernels`` when numba is there (imports it, ~1.3 s:
+        for models whose explainer loads it anyway)."""
         self.input_names = list(input_names)
         self.top_k = int(top_k)
         definitions = [features.get(name) for name in self.input_names]
         self.phrases = [phrase(f) for f in definitions]
         self.eligible = np.array([not f.sensitive for f in definitions], dtype=bool)
         self._heads: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # each category's JSON text, per input with allowed values (text values only: 1.0 is not "1")
+        self._category_texts = [
+            {value: json.dumps(value) for value in f.allowed_values if isinstance(value, str)}
+            if f.allowed_values
+            else None
+            for f in definitions
+        ]
+        self._kernels: Any = None
+        if compiled:
+            from german_credit_scoring.explain import kernels
+
+            if kernels.reason_text is not None and kernels.reason_lengths is not None:
+                self._kernels = kernels
+                first, rest, tails = self._fragments()
+                pieces = [text for trio in zip(first, rest, tails, strict=True) for text in trio]
+                encoded = [text.encode() for text in [*pieces, _POSITIVE.item()]]
+                self._fragment_bytes = np.frombuffer(bytearray(b"".join(encoded)), dtype=np.uint8)
+                self._fragment_bounds = np.cumsum([0] + [len(b) for b in encoded], dtype=np.int64)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether large batches' JSON text is written by the compiled loop (``kernels.reason_text``)."""
+        return self._kernels is not None
 
     def select(
         self, contributions: np.ndarray, towards_positive: np.ndarray
@@ -139,6 +167,8 @@ class ReasonCodes:
         if n == 0 or k == 0 or not keep.any():
             return [b"[]" for _ in range(n)]
         first, rest, tails = self._fragments()
+        if self._kernels is not None and n > SMALL_BATCH:
+            return self._compiled_json(contributions, order, keep, values)
         if n <= SMALL_BATCH:  # a few records: plain Python is cheaper than numpy's per-call overhead
             fixed_all = _fixed(np.take_along_axis(contributions, order, axis=1)).tolist()
             out = []
@@ -181,6 +211,53 @@ class ReasonCodes:
         frame[:, 1:-1] = pieces.reshape(n, 8 * k)
         frame[:, -1] = "]\n"
         return "".join(frame.ravel().tolist()).encode().split(b"\n")[:-1]
+
+    def _compiled_json(
+        self,
+        contributions: np.ndarray,
+        order: np.ndarray,
+        keep: np.ndarray,
+        values: Mapping[str, Sequence[Any]],
+    ) -> list[bytes]:
+        """``reasons_json`` by the compiled loop: the kept values' JSON texts (input by input, a category's
+        from its table) and the contributions as fixed point go in, one buffer of every record's text
+        comes out and is cut per record."""
+        n, k = order.shape
+        kept = keep.ravel()
+        chosen = order.ravel()[kept]  # record by record, strongest first
+        rows = np.repeat(np.arange(n), k)[kept]
+        texts = np.empty(chosen.size, dtype=object)
+        for i in np.unique(chosen).tolist():
+            at = np.flatnonzero(chosen == i)
+            wanted = rows[at].tolist()
+            picked = (
+                itemgetter(*wanted)(values[self.input_names[i]])
+                if len(wanted) > 1
+                else (values[self.input_names[i]][wanted[0]],)
+            )
+            table = self._category_texts[i]
+            found = list(map(table.get, picked)) if table is not None else None
+            if found is None or None in found:  # a number, or a value outside the categories
+                found = _json_values(list(picked))
+            texts[at] = found
+        blob = np.frombuffer(bytearray("\n".join(texts.tolist()).encode()), dtype=np.uint8)
+        breaks = np.flatnonzero(blob == 10)  # JSON text never holds a raw newline
+        starts = np.concatenate([[0], breaks + 1]).astype(np.int64)
+        ends = np.concatenate([breaks, [blob.size]]).astype(np.int64)
+        fixed = _fixed(contributions[rows, chosen])
+        order = np.ascontiguousarray(order, dtype=np.intp)
+        keep = np.ascontiguousarray(keep, dtype=bool)
+        lengths = np.empty(n, dtype=np.int64)
+        bounds = self._fragment_bounds
+        self._kernels.reason_lengths(order, keep, fixed, starts, ends, bounds, lengths)
+        stops = np.cumsum(lengths)
+        at = stops - lengths
+        out = np.empty(int(stops[-1]), dtype=np.uint8)
+        self._kernels.reason_text(
+            order, keep, fixed, blob, starts, ends, self._fragment_bytes, bounds, at, out
+        )
+        data = out.tobytes()
+        return [data[a:b] for a, b in zip(at.tolist(), stops.tolist(), strict=True)]
 
     def _fragments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per input: the opening of its reason (first in the list, after another) and its closing."""

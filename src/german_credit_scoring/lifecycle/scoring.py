@@ -277,7 +277,9 @@ class Scorer:
             )
             codes = self._reason_codes
             if codes is None or codes.top_k != top_k:
-                codes = self._reason_codes = ReasonCodes(self.features, self.input_names, top_k)
+                codes = self._reason_codes = ReasonCodes(
+                    self.features, self.input_names, top_k, compiled=self.explainer.compiled
+                )
             towards = np.array([d == self.positive_label for d in decisions], dtype=bool)
             # a mixture's explained m(x) leaning against its decision: no faithful reasons
             against = ok & self.explainer.leans_against(explanation.margins, towards)
