@@ -11,9 +11,12 @@ the records are its rows, repeated up to ``--records``), one thread (``threadpoo
 - for ``hist_gradient_boosting``, the tables' rows summed per input for a batch (the part reasons add
   to it besides their text): as shipped (``explain.kernels``, a compiled loop), and the numpy paths
   measured for it: ``take`` of whole rows then ``bincount`` (the fallback without numba), ``take`` then a
-  matrix product with a 0/1 spread matrix; then the reasons' JSON text. Each is timed **warm** (the
-  same call repeated) and **cold** (a 64 MB sweep between calls, as a service's other work leaves the
-  caches between requests), median of ``--repeat``.
+  matrix product with a 0/1 spread matrix;
+- the reasons' JSON text (top ``serving.reasons_top_k``, 4 when 0) from numpy's object array (linear
+  models, small batches) and from the compiled loop (tree models), byte for byte the same.
+
+Each is timed **warm** (the same call repeated) and **cold** (a 64 MB sweep between calls, as a
+service's other work leaves the caches between requests), median of ``--repeat`` (shap: an eighth).
 """
 
 from __future__ import annotations
@@ -119,13 +122,17 @@ def _measure(settings, features, model_type: str, records: int, repeat: int) -> 
     ours = explainer.contributions(matrix)
     theirs = explainer.transformer.group(np.asarray(oracle.shap_values(matrix)))
     decisions = explainer.log_odds(matrix) >= 0
-    codes = ReasonCodes(features, names, settings.serving.reasons_top_k or 4)
     values = {name: frame[name].iloc[rows].tolist() for name in names}
+    top_k = settings.serving.reasons_top_k or 4
+    codes = ReasonCodes(features, names, top_k)
+    compiled = ReasonCodes(features, names, top_k, compiled=True)
+    assert compiled.reasons_json(ours, decisions, values) == codes.reasons_json(ours, decisions, values)
     entry: dict = {
         "ours": _timed(lambda: explainer.contributions(matrix), repeat),
         "shap": _timed(lambda: oracle.shap_values(matrix), max(3, repeat // 8)),
         "max_abs_difference": float(np.abs(ours - theirs).max()),
         "reasons_json": _timed(lambda: codes.reasons_json(ours, decisions, values), repeat),
+        "reasons_json_compiled": _timed(lambda: compiled.reasons_json(ours, decisions, values), repeat),
     }
     if model_type == "hist_gradient_boosting":
         entry["tree_sums"] = _tree_steps(explainer.explainer, matrix, repeat)

@@ -886,7 +886,7 @@ def _readme_passage(key: str, body: str, data: DataAnswers, data_rel: str) -> st
     protected = ", ".join(f"`{p}`" for p in data.protected) or "none declared"
     if key == "lead":
         return f"A model that scores `{data.target}` = `{data.positive_label}` in `{data_rel}`,"
-    if key in {"title", "proxy", "mitigation", "hints-cost"}:  # the sample's measured figures
+    if key in {"title", "proxy", "mitigation", "hints-cost", "explain-cost"}:  # the sample's measured figures
         return ""
     if key == "immutable":  # the sample's choice of immutable inputs; a drafted contract marks none
         return "(a drafted contract marks none: the data owners decide)"
@@ -907,6 +907,7 @@ def _readme_passage(key: str, body: str, data: DataAnswers, data_rel: str) -> st
             "uv run python benchmarks/pipeline_benchmark.py       # dvc repro from scratch, no-op, each stage\n"
             "uv run python benchmarks/latency_gate_benchmark.py   # the gate's latency check under CPU load\n"
             "uv run python benchmarks/serving_benchmark.py        # the service over HTTP, beside an empty one\n"
+            "uv run python benchmarks/explain_benchmark.py        # explanations beside shap, step by step\n"
             "uv run python benchmarks/pr_workflow_benchmark.py    # the pull-request workflow under act\n"
             "```\n\n"
             "Record the figures with the machine and its load: on a shared 2-core runner they move by 10 % or more."

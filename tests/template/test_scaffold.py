@@ -337,7 +337,7 @@ def test_readme_passages_are_replaced_for_other_data_and_again_on_a_second_retar
 def test_the_samples_benchmark_figures_become_how_to_measure_on_the_projects_data(tmp_path):
     # given the template's README, whose benchmark and latency figures were measured on the sample
     template = (ROOT / "README.md").read_text(encoding="utf-8")
-    figures = ["30.9 s", "3.3 min", "14.6 ms", "41,700", "0.29 s (pandas engine)"]
+    figures = ["30.9 s", "3.3 min", "14.6 ms", "41,700", "0.29 s (pandas engine)", "7.3 against 369 ms"]
     assert all(figure in template for figure in figures)
     (tmp_path / "README.md").write_text(template, encoding="utf-8")
     churn = scaffold.DataAnswers("churn.csv", "churned", "yes", ("gender",))
@@ -347,7 +347,7 @@ def test_the_samples_benchmark_figures_become_how_to_measure_on_the_projects_dat
     # then none of the sample's figures is left, and the README says how to measure this data
     assert not [figure for figure in figures if figure in readme]
     assert "measured on its bundled sample, not on `data/raw/churn.csv`" in readme
-    for script in ("pipeline", "latency_gate", "serving", "pr_workflow"):
+    for script in ("pipeline", "latency_gate", "serving", "explain", "pr_workflow"):
         assert f"uv run python benchmarks/{script}_benchmark.py" in readme
         assert (ROOT / f"benchmarks/{script}_benchmark.py").is_file()
     assert "compares it with wall-clock timing on this project's model" in readme
