@@ -12,8 +12,8 @@ The values are added in the trees' table order for every record, whatever the ba
 contributions do not depend on the records scored beside it. They agree with the numpy path and with
 ``shap`` to floating-point rounding (tests: 1e-12 and 1e-6).
 
-``reason_lengths`` and ``reason_text``: each record's reasons as JSON text, written byte by byte into
-one buffer (``ReasonCodes.reasons_json``): the fragments of every input (its reason's opening and
+``reason_text``: each record's reasons as JSON text, measured in a first call and written byte by byte
+into one buffer in a second (``ReasonCodes.reasons_json``): the fragments of every input (its reason's opening and
 closing, JSON-encoded once), each chosen value's JSON text, and each contribution as 9-decimal fixed
 point, its digits written from the integer. The object-array path it replaces (gathering ~34,000 text
 pieces for 1,000 records into a numpy object array and joining them) stays for small batches and
@@ -37,10 +37,8 @@ log = logging.getLogger(__name__)
 # cells (trees, n), flat table, each tree's first value, its row width, its outputs (trees, max width),
 # and the sums (outputs, n), added into
 SIGNATURE = "void(intp[:, :], float64[::1], int64[::1], int64[::1], int64[:, :], float64[:, ::1])"
-# order and keep (n, k), kept contributions as fixed point, each kept value's text (start, end), the
-# fragments' bounds, and each record's length (out)
-LENGTHS = "void(intp[:, ::1], boolean[:, ::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1])"
-# the same, with the values' and the fragments' bytes, each record's start, and the text (out)
+# order and keep (n, k), kept contributions as fixed point, the kept values' text and each one's (start,
+# end), the fragments' bytes and bounds, each record's start (or length, out) and the text (out)
 TEXT = (
     "void(intp[:, ::1], boolean[:, ::1], int64[::1], uint8[::1], int64[::1], int64[::1], uint8[::1],"
     " int64[::1], int64[::1], uint8[::1])"
@@ -58,49 +56,24 @@ def _table_sums(cells, flat, starts, widths, slots, sums) -> None:  # pragma: no
                 row[x] += flat[start + cells[t, x] * width + j]
 
 
-def _reason_lengths(order, keep, fixed, starts, ends, bounds, lengths) -> None:  # pragma: no cover
-    """Each record's text length (``_reason_text``). ``bounds``: per input its reason's opening when
-    first, after another and its closing (``3 * i``, ``+ 1``, ``+ 2``), then the contribution's key."""
-    n, k = order.shape
-    inputs = (bounds.size - 2) // 3
-    key = bounds[3 * inputs + 1] - bounds[3 * inputs]
-    r = 0
-    for x in range(n):
-        total = 2  # [ ]
-        first = True
-        for j in range(k):
-            if not keep[x, j]:
-                continue
-            i = order[x, j]
-            head = 3 * i if first else 3 * i + 1
-            first = False
-            total += bounds[head + 1] - bounds[head] + ends[r] - starts[r] + key
-            total += bounds[3 * i + 3] - bounds[3 * i + 2]
-            magnitude = fixed[r]
-            if magnitude < 0:
-                total += 1
-                magnitude = -magnitude
-            whole, digits = magnitude // SCALE, 1
-            while whole >= 10:
-                whole //= 10
-                digits += 1
-            total += digits + 10  # the point and 9 decimals
-            r += 1
-        lengths[x] = total
-
-
 def _reason_text(
     order, keep, fixed, values, starts, ends, fragments, bounds, at, out
 ) -> None:  # pragma: no cover
-    """Write each record's reasons from ``at[x]``: ``[`` then per kept reason its opening, its value's
-    text, the contribution's key, ``-``, the integer digits, ``.``, 9 decimals and its closing, then ``]``."""
+    """Each record's reasons as JSON text: ``[``, then per kept reason its opening, its value's text, the
+    contribution's key, ``-``, the integer digits, ``.``, 9 decimals and its closing, then ``]``.
+
+    ``bounds``: per input its reason's opening when first, after another, and its closing (``3 * i``,
+    ``+ 1``, ``+ 2`` into ``fragments``), then the contribution's key. With an empty ``out`` each
+    record's length is written to ``at``; else each record is written to ``out`` from ``at[x]``."""
     n, k = order.shape
     inputs = (bounds.size - 2) // 3
     key_start, key_end = bounds[3 * inputs], bounds[3 * inputs + 1]
+    write = out.size > 0
     r = 0
     for x in range(n):
-        pos = at[x]
-        out[pos] = 91  # [
+        pos = at[x] if write else 0
+        if write:
+            out[pos] = 91  # [
         pos += 1
         first = True
         for j in range(k):
@@ -109,18 +82,18 @@ def _reason_text(
             i = order[x, j]
             head = 3 * i if first else 3 * i + 1
             first = False
-            size = bounds[head + 1] - bounds[head]
-            out[pos : pos + size] = fragments[bounds[head] : bounds[head + 1]]
-            pos += size
-            size = ends[r] - starts[r]
-            out[pos : pos + size] = values[starts[r] : ends[r]]
-            pos += size
-            size = key_end - key_start
-            out[pos : pos + size] = fragments[key_start:key_end]
-            pos += size
+            a, b, c, d = bounds[head], bounds[head + 1], starts[r], ends[r]
+            if write:
+                out[pos : pos + b - a] = fragments[a:b]
+                out[pos + b - a : pos + b - a + d - c] = values[c:d]
+                out[pos + b - a + d - c : pos + b - a + d - c + key_end - key_start] = fragments[
+                    key_start:key_end
+                ]
+            pos += b - a + d - c + key_end - key_start
             magnitude = fixed[r]
             if magnitude < 0:
-                out[pos] = 45  # -
+                if write:
+                    out[pos] = 45  # -
                 pos += 1
                 magnitude = -magnitude
             whole, fraction = magnitude // SCALE, magnitude % SCALE
@@ -128,22 +101,24 @@ def _reason_text(
             while rest >= 10:
                 rest //= 10
                 digits += 1
-            for d in range(digits - 1, -1, -1):
-                out[pos + d] = 48 + whole % 10
-                whole //= 10
-            pos += digits
-            out[pos] = 46  # .
-            pos += 1
-            for d in range(8, -1, -1):
-                out[pos + d] = 48 + fraction % 10
-                fraction //= 10
-            pos += 9
+            if write:
+                for d in range(digits - 1, -1, -1):
+                    out[pos + d] = 48 + whole % 10
+                    whole //= 10
+                out[pos + digits] = 46  # .
+                for d in range(9, 0, -1):
+                    out[pos + digits + d] = 48 + fraction % 10
+                    fraction //= 10
+            pos += digits + 10
             tail = 3 * i + 2
-            size = bounds[tail + 1] - bounds[tail]
-            out[pos : pos + size] = fragments[bounds[tail] : bounds[tail + 1]]
-            pos += size
+            if write:
+                out[pos : pos + bounds[tail + 1] - bounds[tail]] = fragments[bounds[tail] : bounds[tail + 1]]
+            pos += bounds[tail + 1] - bounds[tail]
             r += 1
-        out[pos] = 93  # ]
+        if write:
+            out[pos] = 93  # ]
+        else:
+            at[x] = pos + 1
 
 
 def _compile(function: Callable[..., Any], signature: str) -> Callable[..., Any] | None:
@@ -163,5 +138,4 @@ def _compile(function: Callable[..., Any], signature: str) -> Callable[..., Any]
 
 
 table_sums = _compile(_table_sums, SIGNATURE)
-reason_lengths = _compile(_reason_lengths, LENGTHS)
 reason_text = _compile(_reason_text, TEXT)

@@ -74,7 +74,7 @@ class ReasonCodes:
         if compiled:
             from german_credit_scoring.explain import kernels
 
-            if kernels.reason_text is not None and kernels.reason_lengths is not None:
+            if kernels.reason_text is not None:
                 self._kernels = kernels
                 first, rest, tails = self._fragments()
                 pieces = [text for trio in zip(first, rest, tails, strict=True) for text in trio]
@@ -247,15 +247,13 @@ class ReasonCodes:
         fixed = _fixed(contributions[rows, chosen])
         order = np.ascontiguousarray(order, dtype=np.intp)
         keep = np.ascontiguousarray(keep, dtype=bool)
+        bounds, fragments, text = self._fragment_bounds, self._fragment_bytes, self._kernels.reason_text
         lengths = np.empty(n, dtype=np.int64)
-        bounds = self._fragment_bounds
-        self._kernels.reason_lengths(order, keep, fixed, starts, ends, bounds, lengths)
+        text(order, keep, fixed, blob, starts, ends, fragments, bounds, lengths, np.empty(0, dtype=np.uint8))
         stops = np.cumsum(lengths)
         at = stops - lengths
         out = np.empty(int(stops[-1]), dtype=np.uint8)
-        self._kernels.reason_text(
-            order, keep, fixed, blob, starts, ends, self._fragment_bytes, bounds, at, out
-        )
+        text(order, keep, fixed, blob, starts, ends, fragments, bounds, at, out)
         data = out.tobytes()
         return [data[a:b] for a, b in zip(at.tolist(), stops.tolist(), strict=True)]
 
