@@ -353,6 +353,37 @@ def test_reason_contributions_are_the_contributions_to_nine_decimals(features, c
             assert reason["contribution"] == round(float(exact), 9)
 
 
+def test_compiled_top_k_is_numpys_stable_order_with_ties_and_ineligible_inputs(features):
+    # given contributions full of ties (whole numbers), records of both decisions, and an ineligible input
+    names = [f.name for f in features.model_inputs()]
+    rng = np.random.default_rng(11)
+    contributions = rng.integers(-3, 4, size=(600, len(names))).astype(np.float64)
+    contributions[:5] = 0.0  # no reason at all
+    towards = rng.random(600) < 0.5
+    for top_k in (1, 3, len(names) + 2):
+        compiled = ReasonCodes(features, names, top_k=top_k, compiled=True)
+        plain = ReasonCodes(features, names, top_k=top_k)
+        compiled.eligible[0] = plain.eligible[0] = False
+        # when both choose each record's reasons
+        order, keep = compiled.select(contributions, towards)
+        expected_order, expected_keep = plain.select(contributions, towards)
+        # then they choose the same inputs in the same order: strongest first, ties to the lower index
+        assert np.array_equal(keep, expected_keep)
+        assert np.array_equal(np.where(keep, order, -1), np.where(expected_keep, expected_order, -1))
+        assert not keep[:5].any() and not (keep & (order == 0)).any()
+        signed = np.where(towards[:, None], contributions, -contributions)
+        chosen = np.take_along_axis(signed, order, axis=1)
+        for row in range(600):
+            kept = order[row][keep[row]].tolist()
+            values = [signed[row, i] for i in kept]
+            assert values == sorted(values, reverse=True) and all(v > 0 for v in values)
+            ranked = sorted(
+                (i for i in range(1, len(names)) if signed[row, i] > 0), key=lambda i: (-signed[row, i], i)
+            )
+            assert kept == ranked[:top_k]
+        assert (chosen[keep] > 0).all()
+
+
 def test_compiled_reason_text_is_the_numpy_text_byte_for_byte(settings, features, sample_frame):
     # given the project's own records and contributions, every input a possible reason
     names = [f.name for f in features.model_inputs()]

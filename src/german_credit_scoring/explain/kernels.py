@@ -12,6 +12,9 @@ The values are added in the trees' table order for every record, whatever the ba
 contributions do not depend on the records scored beside it. They agree with the numpy path and with
 ``shap`` to floating-point rounding (tests: 1e-12 and 1e-6).
 
+``top_k``: each record's reasons chosen (``ReasonCodes.select``): the eligible inputs pointing most
+towards its decision, ties to the lower input index, as numpy's stable sort orders them (its oracle).
+
 ``reason_text``: each record's reasons as JSON text, measured in a first call and written byte by byte
 into one buffer in a second (``ReasonCodes.reasons_json``): the fragments of every input (its reason's opening and
 closing, JSON-encoded once), each chosen value's JSON text, and each contribution as 9-decimal fixed
@@ -32,6 +35,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 # cells (trees, n), flat table, each tree's first value, its row width, its outputs (trees, max width),
@@ -43,6 +48,8 @@ TEXT = (
     "void(intp[:, ::1], boolean[:, ::1], int64[::1], uint8[::1], int64[::1], int64[::1], uint8[::1],"
     " int64[::1], int64[::1], uint8[::1])"
 )
+# contributions (n, inputs), towards the positive label (n), eligible inputs, order and keep (n, k; out)
+TOP_K = "void(float64[:, :], boolean[::1], boolean[::1], intp[:, ::1], boolean[:, ::1])"
 SCALE = 1_000_000_000  # 9 decimals (reasons.DECIMALS)
 
 
@@ -121,6 +128,36 @@ def _reason_text(
             at[x] = pos + 1
 
 
+def _top_k(contributions, towards, eligible, order, keep) -> None:  # pragma: no cover - compiled
+    """Per record, the ``k`` eligible inputs whose contributions point most towards its decision (``+``
+    for ``towards``, else ``-``), strongest first, ties to the lower input index; ``keep``: those > 0
+    (``ReasonCodes.select``; ``order`` past them is 0)."""
+    n, width = contributions.shape
+    k = order.shape[1]
+    best = np.empty(k, dtype=np.float64)
+    for x in range(n):
+        found = 0
+        for i in range(width):
+            if not eligible[i]:
+                continue
+            value = contributions[x, i] if towards[x] else -contributions[x, i]
+            if not value > 0 or (found == k and value <= best[k - 1]):
+                continue
+            at = min(found, k - 1)
+            while at > 0 and best[at - 1] < value:  # after equal values: the lower index stays first
+                if at < k:
+                    best[at] = best[at - 1]
+                    order[x, at] = order[x, at - 1]
+                at -= 1
+            best[at] = value
+            order[x, at] = i
+            found = min(found + 1, k)
+        for j in range(k):
+            keep[x, j] = j < found
+            if j >= found:
+                order[x, j] = 0
+
+
 def _compile(function: Callable[..., Any], signature: str) -> Callable[..., Any] | None:
     try:
         import numba
@@ -138,4 +175,5 @@ def _compile(function: Callable[..., Any], signature: str) -> Callable[..., Any]
 
 
 table_sums = _compile(_table_sums, SIGNATURE)
+top_k = _compile(_top_k, TOP_K)
 reason_text = _compile(_reason_text, TEXT)

@@ -90,20 +90,24 @@ class ReasonCodes:
     def select(
         self, contributions: np.ndarray, towards_positive: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(order (n, k), keep (n, k))``: the chosen input indexes per record, strongest first."""
+        """``(order (n, k), keep (n, k))``: per record the eligible inputs whose contributions point most
+        towards its decision, strongest first (ties: the lower input index first), and which of them
+        are reasons (those > 0). By the compiled loop (``kernels.top_k``) when ``compiled``."""
         contributions = np.asarray(contributions, dtype=np.float64)
+        towards = np.asarray(towards_positive, dtype=bool)
+        n = contributions.shape[0]
         k = min(self.top_k, contributions.shape[1])
-        signed = np.where(np.asarray(towards_positive, dtype=bool)[:, None], contributions, -contributions)
-        signed = np.where(self.eligible, signed, -np.inf)
         if k <= 0:
-            empty = np.zeros((contributions.shape[0], 0), dtype=np.intp)
+            empty = np.zeros((n, 0), dtype=np.intp)
             return empty, empty.astype(bool)
-        if k < signed.shape[1]:
-            top = np.argpartition(-signed, k - 1, axis=1)[:, :k]
-        else:
-            top = np.tile(np.arange(signed.shape[1]), (signed.shape[0], 1))
-        ranked = np.take_along_axis(signed, top, axis=1)
-        order = np.take_along_axis(top, np.argsort(-ranked, axis=1, kind="stable"), axis=1)
+        if self._kernels is not None:
+            order = np.empty((n, k), dtype=np.intp)
+            keep = np.empty((n, k), dtype=bool)
+            self._kernels.top_k(contributions, np.ascontiguousarray(towards), self.eligible, order, keep)
+            return order, keep
+        signed = np.where(towards[:, None], contributions, -contributions)
+        signed = np.where(self.eligible, signed, -np.inf)
+        order = np.argsort(-signed, axis=1, kind="stable")[:, :k]
         keep = np.take_along_axis(signed, order, axis=1) > 0
         return order, keep
 
