@@ -670,18 +670,21 @@ class TreeContributions:
                 first, last = int(self.position[members[0]]), int(self.position[members[-1]]) + 1
                 tables.append(np.concatenate(blocks).ravel())
                 self.groups.append((size, first, last, np.empty(0), np.stack(columns)))
-        # every group's table in one array (the compiled loop's), each group's rows a view of it
-        self.flat = np.ascontiguousarray(np.concatenate(tables) if tables else np.zeros(0), dtype=np.float64)
+        # every group's table in one array (the compiled loop's), each group's rows a view of it; copied
+        # group by group, so the tables are held twice only one group at a time
+        self.flat = np.empty(sum(table.size for table in tables), dtype=np.float64)
         starts = np.zeros(len(celled), dtype=np.int64)  # per tree (layout order): its group's first value
         widths = np.zeros(len(celled), dtype=np.int64)  # ... its row's width (0: no table)
         slots = np.zeros((len(celled), max([1] + [g[0] for g in self.groups])), dtype=np.int64)
         offset = 0
         for k, (size, first, last, _, outputs) in enumerate(self.groups):
             part = self.flat[offset : offset + tables[k].size]
+            part[:] = tables[k]
+            tables[k] = part
             rows = part.view(np.dtype((np.void, 8 * size))).reshape(-1)  # a row is one item
             self.groups[k] = (size, first, last, rows, outputs)
             starts[first:last], widths[first:last], slots[first:last, :size] = offset, size, outputs
-            offset += tables[k].size
+            offset += part.size
         self.kernel_layout = (starts, widths, slots)
         self.leaf = np.concatenate(leaf_parts) if leaf_parts else np.zeros(0)  # in layout order
         self.leaf_first = (global_first - first_cell)[order][:, None]  # cell in group table -> leaf table

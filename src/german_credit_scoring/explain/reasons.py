@@ -55,8 +55,8 @@ class ReasonCodes:
     def __init__(
         self, features: FeatureSet, input_names: Sequence[str], top_k: int, compiled: bool = False
     ) -> None:
-        """``compiled``: write the JSON text with ``explain.kernels`` when numba is there (imports it, ~1.3 s:
-        for models whose explainer loads it anyway)."""
+        """``compiled``: choose the reasons and write their JSON text with ``explain.kernels`` when numba is
+        there (importing it costs ~1.3 s: for models whose explainer loads it anyway)."""
         self.input_names = list(input_names)
         self.top_k = int(top_k)
         definitions = [features.get(name) for name in self.input_names]
@@ -74,7 +74,7 @@ class ReasonCodes:
         if compiled:
             from german_credit_scoring.explain import kernels
 
-            if kernels.reason_text is not None:
+            if kernels.reason_text is not None and kernels.top_k is not None:
                 self._kernels = kernels
                 first, rest, tails = self._fragments()
                 pieces = [text for trio in zip(first, rest, tails, strict=True) for text in trio]
