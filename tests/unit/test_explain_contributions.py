@@ -395,6 +395,9 @@ def test_compiled_reason_text_is_the_numpy_text_byte_for_byte(settings, features
     compiled = ReasonCodes(features, names, top_k=4, compiled=True)
     plain = ReasonCodes(features, names, top_k=4)
     assert compiled.compiled and not plain.compiled
+    from german_credit_scoring.explain import kernels, reasons
+
+    assert kernels.SCALE == reasons.SCALE  # both write 9 decimals
     # then the texts are the same bytes, and they are the reasons
     texts = compiled.reasons_json(contributions, towards, columns)
     assert texts == plain.reasons_json(contributions, towards, columns)

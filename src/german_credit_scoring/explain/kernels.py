@@ -5,8 +5,8 @@ numpy path it replaces (``TreeContributions._tables_numpy``: ``take`` of whole r
 per output) copies ~1,800 values per record into a temporary array and reads them again; the loop adds
 each value straight into its output, tree after tree, and reads one tree's table for every record
 before the next (a tree's table is ~220 kB: it stays in the cache while its records are summed).
-Measured (``benchmarks/explain_benchmark.py``, 1,000 records, the default 200-tree model): 2.4 ms warm
-and 3.6 ms with cold caches, against 5.8 and 5.7 ms for the numpy path.
+Measured (``benchmarks/explain_benchmark.py``, 1,000 records, the default 200-tree model): 3.5 ms warm
+and 5.5 ms with cold caches, against 8.5 and 7.5 ms for the numpy path (runs vary by ±20 %).
 
 The values are added in the trees' table order for every record, whatever the batch: a record's
 contributions do not depend on the records scored beside it. They agree with the numpy path and with
