@@ -571,8 +571,9 @@ class TreeContributions:
         # margins from the tables need every tree, in order (a tree left out breaks scikit-learn's sum)
         self.predicts = self.rest is None and baseline.size == 1
         self._build_cells(celled, width, table_depth)
-        # bincount indexes of a full pass (record r, value -> r * outputs + its output)
-        self._sums = self._sum_index(ROWS_PER_PASS)
+        # numpy's path only: bincount indexes of a full pass (record r, value -> r * outputs + its
+        # output), built on its first use (~3.6 MB for the default model; not needed with the compiled loop)
+        self._sums: list[np.ndarray] | None = None
 
     def _category_states(self, splits_of: list[np.ndarray], one_hot: Sequence[int] | None) -> np.ndarray:
         """Per model column, the one-hot input whose categories are cell states (``-1``: intervals).
@@ -854,6 +855,8 @@ class TreeContributions:
         record copied whole, summed per output by one ``bincount``."""
         n = cells.shape[1]
         out = np.zeros((n, self.outputs), dtype=np.float64)
+        if self._sums is None:
+            self._sums = self._sum_index(ROWS_PER_PASS)
         for i in range(0, n, ROWS_PER_PASS):
             m = min(ROWS_PER_PASS, n - i)
             sums = out[i : i + m].reshape(-1)  # a view: C-contiguous rows

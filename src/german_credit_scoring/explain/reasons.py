@@ -63,19 +63,17 @@ class ReasonCodes:
         self.phrases = [phrase(f) for f in definitions]
         self.eligible = np.array([not f.sensitive for f in definitions], dtype=bool)
         self._heads: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        # each category's JSON text, per input with allowed values (text values only: 1.0 is not "1")
-        self._category_texts = [
-            {value: json.dumps(value) for value in f.allowed_values if isinstance(value, str)}
-            if f.allowed_values
-            else None
-            for f in definitions
-        ]
         self._kernels: Any = None
         if compiled:
             from german_credit_scoring.explain import kernels
 
             if kernels.reason_text is not None and kernels.top_k is not None:
                 self._kernels = kernels
+                # each category's JSON text, per input with allowed values (any other value: json.dumps)
+                self._category_texts = [
+                    {value: json.dumps(value) for value in f.allowed_values} if f.allowed_values else None
+                    for f in definitions
+                ]
                 first, rest, tails = self._fragments()
                 pieces = [text for trio in zip(first, rest, tails, strict=True) for text in trio]
                 encoded = [text.encode() for text in [*pieces, _POSITIVE.item()]]
